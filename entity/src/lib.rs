@@ -1,0 +1,11 @@
+//! Herald's SeaORM entities and their save hooks.
+//!
+//! The hooks live here (the orphan rule puts `ActiveModelBehavior` impls beside the entities):
+//! saving a [`notification`] or [`global_notification`] hands a [`broadcast::CreatedNotification`]
+//! to the hub of the running actix `System`, the Rust twin of Django's `post_save` signal.
+pub mod auth_token;
+pub mod broadcast;
+pub mod global_notification;
+pub mod notification;
+pub mod transaction;
+pub mod user;

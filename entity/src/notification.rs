@@ -1,0 +1,93 @@
+//! A personal notification, pushed to its user's sockets when inserted.
+use sea_orm::{ActiveValue::Set, entity::prelude::*};
+
+use crate::broadcast::{self, CreatedNotification};
+
+/// The seed's notification types; anything else is refused.
+pub const TYPES: [&str; 7] = [
+    "job_application",
+    "job_post",
+    "message",
+    "profile_view",
+    "post_like",
+    "connection",
+    "system",
+];
+
+#[sea_orm::model]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "notifications")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i32,
+    pub user_id: i32,
+    pub title: String,
+    pub message: String,
+    pub notification_type: String,
+    pub is_read: bool,
+    pub link: String,
+    pub created_at: DateTimeUtc,
+    #[sea_orm(belongs_to, from = "user_id", to = "id")]
+    pub user: BelongsTo<super::user::Entity>,
+}
+
+#[async_trait::async_trait]
+impl ActiveModelBehavior for ActiveModel {
+    async fn before_save<C>(mut self, _db: &C, insert: bool) -> Result<Self, DbErr>
+    where
+        C: ConnectionTrait,
+    {
+        if insert && self.created_at.is_not_set() {
+            self.created_at = Set(chrono::Utc::now());
+        }
+        if insert && self.is_read.is_not_set() {
+            self.is_read = Set(false);
+        }
+        if insert && self.link.is_not_set() {
+            self.link = Set(String::new());
+        }
+        Ok(self)
+    }
+
+    /// The `post_save` signal: only a new row is pushed, as in the seed.
+    async fn after_save<C>(model: Model, _db: &C, insert: bool) -> Result<Model, DbErr>
+    where
+        C: ConnectionTrait,
+    {
+        if insert {
+            broadcast::publish::<C>(CreatedNotification::User(model.clone()));
+        }
+        Ok(model)
+    }
+}
+
+/// Inserts many notifications in one statement and pushes each of them.
+///
+/// `insert_many` bypasses the `after_save` hook (as Django's `bulk_create` skips `post_save`),
+/// so this bulk path publishes explicitly.
+pub async fn insert_many_and_push<C>(db: &C, rows: Vec<ActiveModel>) -> Result<Vec<Model>, DbErr>
+where
+    C: ConnectionTrait,
+{
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = chrono::Utc::now();
+    let rows = rows.into_iter().map(|mut row| {
+        if row.created_at.is_not_set() {
+            row.created_at = Set(now);
+        }
+        if row.is_read.is_not_set() {
+            row.is_read = Set(false);
+        }
+        if row.link.is_not_set() {
+            row.link = Set(String::new());
+        }
+        row
+    });
+    let models = Entity::insert_many(rows).exec_with_returning(db).await?;
+    for model in &models {
+        broadcast::publish::<C>(CreatedNotification::User(model.clone()));
+    }
+    Ok(models)
+}

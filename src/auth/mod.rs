@@ -1,0 +1,265 @@
+//! Accounts and credentials: password hashing, login tokens, the session cookie and CSRF.
+//!
+//! One login creates one credential: a random token given to the client as the Bearer token
+//! and as the `sessionid` cookie; only its SHA-256 is stored. Validated credentials are cached
+//! by that hash, so authenticating a request costs a hash and a map lookup, not a database
+//! round trip; logout removes the row and the cache entry at once.
+pub mod csrf;
+pub mod extractor;
+pub mod password;
+pub mod token;
+
+use std::{
+    collections::HashMap,
+    sync::{
+        RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use chrono::{DateTime, Duration, Utc};
+use entity::{auth_token, user};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+
+use crate::{
+    domain::{Password, Role, Username},
+    error::ApiError,
+};
+
+pub use extractor::{AdminUser, CurrentUser};
+
+/// Entries kept at most; past it the cache starts over (entries are cheap to re-read).
+const CACHE_MAX_ENTRIES: usize = 200_000;
+
+/// The account behind a request.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuthUser {
+    pub id: i32,
+    pub username: String,
+    pub role: &'static str,
+}
+
+impl AuthUser {
+    fn from_model(model: &user::Model) -> Self {
+        Self {
+            id: model.id,
+            username: model.username.clone(),
+            role: Role::from_stored(&model.role).as_str(),
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin.as_str()
+    }
+}
+
+/// A valid login.
+#[derive(Debug, Clone)]
+pub struct Credential {
+    /// Row id of the login; sockets opened with it are closed when it is revoked.
+    pub id: i32,
+    pub token_hash: String,
+    pub csrf_token: String,
+    pub expires_at: DateTime<Utc>,
+    pub user: AuthUser,
+}
+
+/// A fresh login: the secret token (shown once) and its credential.
+pub struct Login {
+    pub token: String,
+    pub credential: Credential,
+}
+
+/// Issues, validates and revokes credentials.
+pub struct AuthService {
+    db: DatabaseConnection,
+    lifetime: Duration,
+    cache: RwLock<HashMap<String, Credential>>,
+    /// Off while another node's revocations could be missed (channel layer down).
+    cache_enabled: AtomicBool,
+}
+
+impl AuthService {
+    pub fn new(db: DatabaseConnection, lifetime_hours: u32) -> Self {
+        Self {
+            db,
+            lifetime: Duration::hours(i64::from(lifetime_hours)),
+            cache: RwLock::new(HashMap::new()),
+            cache_enabled: AtomicBool::new(true),
+        }
+    }
+
+    /// The credential a presented token stands for, if it is valid now.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<Credential>, ApiError> {
+        if !token::looks_valid(token) {
+            return Ok(None);
+        }
+        let hash = token::hash(token);
+        let now = Utc::now();
+        if self.cache_enabled.load(Ordering::Acquire) {
+            let cached = self.read_cache().get(&hash).cloned();
+            if let Some(credential) = cached {
+                if credential.expires_at > now {
+                    return Ok(Some(credential));
+                }
+                self.forget(&hash);
+                return Ok(None);
+            }
+        }
+        let Some((row, Some(user))) = auth_token::Entity::find()
+            .filter(auth_token::Column::TokenHash.eq(hash.as_str()))
+            .find_also_related(user::Entity)
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if row.expires_at <= now {
+            return Ok(None);
+        }
+        let credential = Credential {
+            id: row.id,
+            token_hash: hash.clone(),
+            csrf_token: row.csrf_token,
+            expires_at: row.expires_at,
+            user: AuthUser::from_model(&user),
+        };
+        if self.cache_enabled.load(Ordering::Acquire) {
+            let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+            if cache.len() >= CACHE_MAX_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(hash, credential.clone());
+        }
+        Ok(Some(credential))
+    }
+
+    /// Checks a username and password; on success stores a new credential.
+    pub async fn login(&self, username: &str, password: &str) -> Result<Login, ApiError> {
+        let user = user::Entity::find()
+            .filter(user::Column::Username.eq(username))
+            .one(&self.db)
+            .await?;
+        // Verify against a dummy hash for unknown names so timing does not reveal which exist.
+        let stored = user.as_ref().map(|u| u.password_hash.clone());
+        let candidate = password.to_string();
+        let ok = actix_web::web::block(move || password::verify(&candidate, stored.as_deref())).await?;
+        let (Some(user), true) = (user, ok) else {
+            return Err(ApiError::Unauthorized);
+        };
+        let secret = token::generate();
+        let csrf = token::generate();
+        let now = Utc::now();
+        let row = auth_token::ActiveModel {
+            user_id: Set(user.id),
+            token_hash: Set(token::hash(&secret)),
+            csrf_token: Set(csrf),
+            created_at: Set(now),
+            expires_at: Set(now + self.lifetime),
+            ..Default::default()
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(Login {
+            token: secret,
+            credential: Credential {
+                id: row.id,
+                token_hash: row.token_hash,
+                csrf_token: row.csrf_token,
+                expires_at: row.expires_at,
+                user: AuthUser::from_model(&user),
+            },
+        })
+    }
+
+    /// Deletes the credential; it stops working on this node at once.
+    pub async fn revoke(&self, credential: &Credential) -> Result<(), DbErr> {
+        self.forget(&credential.token_hash);
+        auth_token::Entity::delete_by_id(credential.id).exec(&self.db).await?;
+        self.forget(&credential.token_hash);
+        Ok(())
+    }
+
+    /// Drops a cached credential (revoked here or on another node).
+    pub fn forget(&self, token_hash: &str) {
+        self.cache.write().unwrap_or_else(|e| e.into_inner()).remove(token_hash);
+    }
+
+    /// Turns the cache off (and empties it) while revocations from other nodes may be missed.
+    pub fn set_cache_enabled(&self, enabled: bool) {
+        self.cache_enabled.store(enabled, Ordering::Release);
+        self.cache.write().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// Creates an account; 409 when the name is taken.
+    pub async fn register(
+        &self,
+        username: &Username,
+        password: &Password,
+        role: Role,
+    ) -> Result<user::Model, ApiError> {
+        let taken = user::Entity::find()
+            .filter(user::Column::Username.eq(username.as_str()))
+            .one(&self.db)
+            .await?
+            .is_some();
+        if taken {
+            return Err(ApiError::Conflict("username is already taken".into()));
+        }
+        let plain = password.expose().to_string();
+        let hash = actix_web::web::block(move || password::hash(&plain)).await??;
+        let inserted = user::ActiveModel {
+            username: Set(username.as_str().to_string()),
+            password_hash: Set(hash),
+            role: Set(role.as_str().to_string()),
+            created_at: Set(Utc::now()),
+            ..Default::default()
+        }
+        .insert(&self.db)
+        .await;
+        match inserted {
+            Ok(model) => Ok(model),
+            // Lost a race with a concurrent registration of the same name.
+            Err(e) if is_unique_violation(&e) => Err(ApiError::Conflict("username is already taken".into())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Creates the admin account, or resets its password and role (bootstrap and `create-admin`).
+    pub async fn ensure_admin(&self, username: &Username, password: &Password) -> Result<user::Model, ApiError> {
+        let plain = password.expose().to_string();
+        let hash = actix_web::web::block(move || password::hash(&plain)).await??;
+        let existing = user::Entity::find()
+            .filter(user::Column::Username.eq(username.as_str()))
+            .one(&self.db)
+            .await?;
+        let model = match existing {
+            Some(existing) => {
+                let mut active: user::ActiveModel = existing.into();
+                active.password_hash = Set(hash);
+                active.role = Set(Role::Admin.as_str().to_string());
+                active.update(&self.db).await?
+            }
+            None => {
+                user::ActiveModel {
+                    username: Set(username.as_str().to_string()),
+                    password_hash: Set(hash),
+                    role: Set(Role::Admin.as_str().to_string()),
+                    created_at: Set(Utc::now()),
+                    ..Default::default()
+                }
+                .insert(&self.db)
+                .await?
+            }
+        };
+        Ok(model)
+    }
+
+    fn read_cache(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Credential>> {
+        self.cache.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn is_unique_violation(e: &DbErr) -> bool {
+    matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+}

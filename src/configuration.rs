@@ -1,0 +1,181 @@
+//! Typed settings, layered: `config/default.toml` → `config/<HERALD_ENV>.toml` → `HERALD_*` variables.
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use serde::Deserialize;
+
+/// Everything Herald can be configured with.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub bind: String,
+    #[serde(default)]
+    pub database_url: String,
+    #[serde(default)]
+    pub redis_url: String,
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    #[serde(default)]
+    pub admin_username: Option<String>,
+    #[serde(default)]
+    pub admin_password: Option<String>,
+    pub log_level: String,
+    pub auth: AuthSettings,
+    pub limits: LimitSettings,
+    pub websocket: WebSocketSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    pub token_lifetime_hours: u32,
+    pub secure_cookies: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LimitSettings {
+    pub body_bytes: usize,
+    pub db_pool_size: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebSocketSettings {
+    pub max_frame_bytes: usize,
+    pub max_message_bytes: usize,
+    pub heartbeat_interval_secs: f64,
+    pub client_timeout_secs: f64,
+    pub send_queue_len: usize,
+    pub max_bad_frames_per_minute: u32,
+}
+
+impl WebSocketSettings {
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_secs_f64(self.heartbeat_interval_secs)
+    }
+
+    pub fn client_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.client_timeout_secs)
+    }
+}
+
+/// The directory holding `default.toml`: `HERALD_CONFIG_DIR`, else `./config`, else the one
+/// this binary was built from (so `cargo run` works from any directory of the checkout).
+fn config_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("HERALD_CONFIG_DIR") {
+        return PathBuf::from(dir);
+    }
+    let local = PathBuf::from("config");
+    if local.join("default.toml").is_file() {
+        return local;
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config")
+}
+
+impl Settings {
+    /// Reads and validates the layered configuration; the error is one line for the operator.
+    pub fn load() -> Result<Self, String> {
+        let dir = config_dir();
+        let env = std::env::var("HERALD_ENV").unwrap_or_else(|_| "local".into());
+        let settings: Settings = config::Config::builder()
+            .add_source(config::File::from(dir.join("default.toml")).required(true))
+            .add_source(config::File::from(dir.join(format!("{env}.toml"))).required(false))
+            .add_source(
+                config::Environment::with_prefix("HERALD")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .list_separator(",")
+                    .with_list_parse_key("allowed_origins")
+                    .try_parsing(true),
+            )
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| format!("invalid configuration: {e}"))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        self.bind_addr()?;
+        let url = self.database_url();
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(format!(
+                "invalid configuration: database_url must be sqlite:… or postgres://…, got {:?}",
+                redact(&url)
+            ));
+        }
+        let redis_ok = self.redis_url.is_empty()
+            || self.redis_url.starts_with("redis://")
+            || self.redis_url.starts_with("rediss://");
+        if !redis_ok {
+            return Err("invalid configuration: redis_url must start with redis://".into());
+        }
+        for origin in &self.allowed_origins {
+            if !(origin.starts_with("http://") || origin.starts_with("https://")) || origin.ends_with('/') {
+                return Err(format!(
+                    "invalid configuration: allowed origin {origin:?} must look like https://host[:port]"
+                ));
+            }
+        }
+        let ws = &self.websocket;
+        if !(ws.heartbeat_interval_secs > 0.0 && ws.client_timeout_secs > ws.heartbeat_interval_secs) {
+            return Err(
+                "invalid configuration: websocket.client_timeout_secs must exceed heartbeat_interval_secs > 0".into(),
+            );
+        }
+        if ws.send_queue_len == 0
+            || ws.max_frame_bytes < 128
+            || self.limits.body_bytes < 1024
+            || self.limits.db_pool_size == 0
+        {
+            return Err("invalid configuration: limits must be positive (frame ≥ 128 B, body ≥ 1 KiB)".into());
+        }
+        if self.auth.token_lifetime_hours == 0 {
+            return Err("invalid configuration: auth.token_lifetime_hours must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// The listen address.
+    pub fn bind_addr(&self) -> Result<SocketAddr, String> {
+        self.bind.parse().map_err(|_| {
+            format!(
+                "invalid configuration: bind {:?} is not an address like 127.0.0.1:8000",
+                self.bind
+            )
+        })
+    }
+
+    /// The database URL, defaulting to an SQLite file in the working directory.
+    pub fn database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            "sqlite://herald.sqlite3?mode=rwc".into()
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    /// The Redis URL when several nodes share pushes.
+    pub fn redis_url(&self) -> Option<&str> {
+        (!self.redis_url.is_empty()).then_some(self.redis_url.as_str())
+    }
+
+    /// Origins allowed for cookie-authenticated WebSockets; `port` is the bound port.
+    pub fn effective_origins(&self, port: u16) -> Vec<String> {
+        if !self.allowed_origins.is_empty() {
+            return self.allowed_origins.clone();
+        }
+        let Ok(addr) = self.bind_addr() else {
+            return Vec::new();
+        };
+        let mut origins = vec![format!("http://{}:{port}", addr.ip())];
+        if addr.ip().is_loopback() {
+            origins.push(format!("http://localhost:{port}"));
+        }
+        origins
+    }
+}
+
+/// A URL with its password hidden, for error messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://***@{}", &url[..scheme], &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}

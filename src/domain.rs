@@ -1,0 +1,165 @@
+//! Validated input: a handler holding one of these types cannot have skipped validation.
+use crate::error::ApiError;
+
+/// `A-Za-z0-9_.-`, 3 to 150 characters.
+#[derive(Debug, Clone)]
+pub struct Username(String);
+
+impl Username {
+    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        let ok_len = (3..=150).contains(&raw.len());
+        let ok_chars = raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if ok_len && ok_chars {
+            Ok(Self(raw.to_string()))
+        } else {
+            Err(ApiError::BadRequest(
+                "username must be 3-150 characters of letters, digits, '_', '.' or '-'".into(),
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// At least 8 characters; at most 1024, so hashing cost stays bounded.
+pub struct Password(String);
+
+impl Password {
+    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        match raw.chars().count() {
+            0..8 => Err(ApiError::BadRequest("password must be at least 8 characters".into())),
+            8..=1024 => Ok(Self(raw.to_string())),
+            _ => Err(ApiError::BadRequest("password must be at most 1024 characters".into())),
+        }
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+/// An account's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Jobseeker,
+    Employer,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Jobseeker => "jobseeker",
+            Role::Employer => "employer",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// The roles anyone may register with (admins are made by the operator).
+    pub fn parse_registrable(raw: &str) -> Result<Self, ApiError> {
+        match raw {
+            "jobseeker" => Ok(Role::Jobseeker),
+            "employer" => Ok(Role::Employer),
+            _ => Err(ApiError::BadRequest("role must be 'jobseeker' or 'employer'".into())),
+        }
+    }
+
+    /// A role as stored; unknown values are treated as the least privileged.
+    pub fn from_stored(raw: &str) -> Self {
+        match raw {
+            "admin" => Role::Admin,
+            "employer" => Role::Employer,
+            _ => Role::Jobseeker,
+        }
+    }
+}
+
+/// Non-empty text of at most `max` characters, trimmed of nothing (sent as given).
+pub fn required_text(field: &str, raw: &str, max: usize) -> Result<String, ApiError> {
+    if raw.trim().is_empty() {
+        return Err(ApiError::BadRequest(format!("{field} must not be empty")));
+    }
+    optional_text(field, raw, max)
+}
+
+/// Text of at most `max` characters.
+pub fn optional_text(field: &str, raw: &str, max: usize) -> Result<String, ApiError> {
+    if raw.chars().count() > max {
+        return Err(ApiError::BadRequest(format!(
+            "{field} must be at most {max} characters"
+        )));
+    }
+    Ok(raw.to_string())
+}
+
+/// One of the seed's notification types.
+pub fn notification_type(raw: &str) -> Result<String, ApiError> {
+    if entity::notification::TYPES.contains(&raw) {
+        Ok(raw.to_string())
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "notification_type must be one of: {}",
+            entity::notification::TYPES.join(", ")
+        )))
+    }
+}
+
+/// One of the seed's announcement levels.
+pub fn level(raw: &str) -> Result<String, ApiError> {
+    if entity::global_notification::LEVELS.contains(&raw) {
+        Ok(raw.to_string())
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "level must be one of: {}",
+            entity::global_notification::LEVELS.join(", ")
+        )))
+    }
+}
+
+/// Title limit, as the column.
+pub const TITLE_MAX_CHARS: usize = 255;
+/// Message limit: well inside the body limit.
+pub const MESSAGE_MAX_CHARS: usize = 10_000;
+/// Link limit, as the column.
+pub const LINK_MAX_CHARS: usize = 500;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_follow_the_contract() {
+        assert!(Username::parse("ab").is_err());
+        assert!(Username::parse("abc").is_ok());
+        assert!(Username::parse("a.b-c_1").is_ok());
+        assert!(Username::parse("bad name").is_err());
+        assert!(Username::parse("ünï").is_err());
+        assert!(Username::parse(&"x".repeat(151)).is_err());
+        assert!(Username::parse(&"x".repeat(150)).is_ok());
+    }
+
+    #[test]
+    fn passwords_need_eight_characters_and_never_print() {
+        assert!(Password::parse("1234567").is_err());
+        let p = Password::parse("12345678").expect("valid");
+        assert_eq!(format!("{p:?}"), "Password(***)");
+    }
+
+    #[test]
+    fn only_seed_types_and_levels_pass() {
+        assert!(notification_type("job_post").is_ok());
+        assert!(notification_type("spam").is_err());
+        assert!(level("danger").is_ok());
+        assert!(level("critical").is_err());
+    }
+}

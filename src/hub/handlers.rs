@@ -1,0 +1,113 @@
+//! How the hub answers each message.
+use actix::{Context, Handler};
+use actix_web_actors::ws::{CloseCode, CloseReason};
+
+use super::{
+    messages::{
+        Connect, CreatedNotification, Disconnect, FromLayer, Group, HubStats, NotificationsRead, RevokeCredential,
+        Shutdown, Stats, ToSession,
+    },
+    server::{Member, NotificationHub, SessionInfo},
+};
+use crate::{layer::LayerEvent, payloads};
+
+impl Handler<Connect> for NotificationHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Connect, _: &mut Context<Self>) {
+        self.sessions.insert(
+            msg.session_id,
+            SessionInfo {
+                user_id: msg.user_id,
+                credential_id: msg.credential_id,
+            },
+        );
+        let member = || Member {
+            recipient: msg.recipient.clone(),
+            queued: msg.queued.clone(),
+        };
+        self.join(Group::User(msg.user_id), msg.session_id, member());
+        self.join(Group::Global, msg.session_id, member());
+    }
+}
+
+impl Handler<Disconnect> for NotificationHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) {
+        self.remove_session(msg.session_id);
+    }
+}
+
+impl Handler<CreatedNotification> for NotificationHub {
+    type Result = ();
+
+    /// Serialized once here; every socket gets the same shared bytes.
+    fn handle(&mut self, msg: CreatedNotification, _: &mut Context<Self>) {
+        match msg {
+            CreatedNotification::User(n) => self.broadcast(Group::User(n.user_id), payloads::notification_push(&n)),
+            CreatedNotification::Global(g) => self.broadcast(Group::Global, payloads::global_push(&g)),
+        }
+    }
+}
+
+impl Handler<NotificationsRead> for NotificationHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: NotificationsRead, _: &mut Context<Self>) {
+        let text = payloads::read_push(&msg.ids, msg.unread_count);
+        self.broadcast(Group::User(msg.user_id), text);
+    }
+}
+
+impl Handler<RevokeCredential> for NotificationHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: RevokeCredential, _: &mut Context<Self>) {
+        self.layer.publish_revoke(msg.credential_id, &msg.token_hash);
+        self.close_credential(msg.credential_id, &msg.token_hash);
+    }
+}
+
+impl Handler<FromLayer> for NotificationHub {
+    type Result = ();
+
+    fn handle(&mut self, FromLayer(event): FromLayer, _: &mut Context<Self>) {
+        match event {
+            LayerEvent::Deliver { group, text } => self.deliver_local(group, text),
+            LayerEvent::Revoke {
+                credential_id,
+                token_hash,
+            } => self.close_credential(credential_id, &token_hash),
+        }
+    }
+}
+
+impl Handler<Shutdown> for NotificationHub {
+    type Result = usize;
+
+    fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) -> usize {
+        let ids: Vec<u64> = self.sessions.keys().copied().collect();
+        let told = ids.len();
+        for id in ids {
+            if let Some(member) = self.remove_session(id) {
+                member.recipient.do_send(ToSession::Close(CloseReason {
+                    code: CloseCode::Away,
+                    description: Some("server shutting down".into()),
+                }));
+            }
+        }
+        told
+    }
+}
+
+impl Handler<Stats> for NotificationHub {
+    type Result = actix::MessageResult<Stats>;
+
+    fn handle(&mut self, _: Stats, _: &mut Context<Self>) -> Self::Result {
+        actix::MessageResult(HubStats {
+            sessions: self.sessions.len(),
+            groups: self.groups.len(),
+        })
+    }
+}

@@ -1,0 +1,100 @@
+//! Messages to and from the hub. Each is small and says one thing.
+use std::{
+    fmt,
+    sync::{Arc, atomic::AtomicUsize},
+};
+
+use actix::{Message, Recipient};
+use actix_web_actors::ws::CloseReason;
+use bytestring::ByteString;
+
+pub use entity::broadcast::CreatedNotification;
+
+use crate::layer::LayerEvent;
+
+/// A broadcast group, named as in the seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Group {
+    /// `global_notifications`: every socket.
+    Global,
+    /// `user_{id}_notifications`: every socket of one user.
+    User(i32),
+}
+
+impl fmt::Display for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Group::Global => f.write_str("global_notifications"),
+            Group::User(id) => write!(f, "user_{id}_notifications"),
+        }
+    }
+}
+
+/// Hub → session: what to do with the socket.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub enum ToSession {
+    /// Send this (already serialized, shared) text frame.
+    Text(ByteString),
+    /// Close the socket with this reason.
+    Close(CloseReason),
+}
+
+/// A session joins its user's group and the global group.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Connect {
+    pub session_id: u64,
+    pub user_id: i32,
+    pub credential_id: i32,
+    pub recipient: Recipient<ToSession>,
+    /// Messages sent to the session and not yet handled by it: the bounded send queue.
+    pub queued: Arc<AtomicUsize>,
+}
+
+/// A session has stopped: it leaves its groups.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Disconnect {
+    pub session_id: u64,
+}
+
+/// Notifications of `user_id` were marked read: every socket of that user learns it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NotificationsRead {
+    pub user_id: i32,
+    pub ids: Vec<i32>,
+    pub unread_count: u64,
+}
+
+/// A login was revoked: close the sockets opened with it, on every node.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RevokeCredential {
+    pub credential_id: i32,
+    pub token_hash: String,
+}
+
+/// Something arrived from another node through the channel layer.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FromLayer(pub LayerEvent);
+
+/// The process is stopping: tell every socket "going away"; answers how many were told.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct Shutdown;
+
+/// Counts for health checks and tests.
+#[derive(Message)]
+#[rtype(result = "HubStats")]
+pub struct Stats;
+
+/// What the hub holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HubStats {
+    pub sessions: usize,
+    /// Groups with at least one member (empty groups are dropped).
+    pub groups: usize,
+}

@@ -1,0 +1,7 @@
+//! The `NotificationHub` actor: owns group membership and fans pushes out to session actors.
+mod handlers;
+pub mod messages;
+mod server;
+
+pub use messages::Group;
+pub use server::NotificationHub;

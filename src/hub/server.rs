@@ -1,0 +1,134 @@
+//! The hub's state: sessions and the groups they belong to.
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use actix::{Actor, Context, Recipient};
+use actix_web_actors::ws::{CloseCode, CloseReason};
+use bytestring::ByteString;
+
+use super::messages::{Group, ToSession};
+use crate::{auth::AuthService, layer::ChannelLayer};
+
+/// A registered session.
+pub(super) struct Member {
+    pub recipient: Recipient<ToSession>,
+    pub queued: Arc<AtomicUsize>,
+}
+
+pub(super) struct SessionInfo {
+    pub user_id: i32,
+    pub credential_id: i32,
+}
+
+/// Owns group membership (`user_{id}_notifications`, `global_notifications`) and delivers
+/// pushes to the session actors, locally and, through the channel layer, on other nodes.
+pub struct NotificationHub {
+    pub(super) sessions: HashMap<u64, SessionInfo>,
+    pub(super) groups: HashMap<Group, HashMap<u64, Member>>,
+    pub(super) layer: ChannelLayer,
+    pub(super) auth: Arc<AuthService>,
+    /// Messages one session may have queued before it counts as a slow consumer.
+    pub(super) queue_limit: usize,
+}
+
+impl NotificationHub {
+    pub fn new(layer: ChannelLayer, auth: Arc<AuthService>, queue_limit: usize) -> Self {
+        Self {
+            sessions: HashMap::new(),
+            groups: HashMap::new(),
+            layer,
+            auth,
+            queue_limit,
+        }
+    }
+
+    /// Sends `text` to this node's members of `group` and to the other nodes' through the layer.
+    pub(super) fn broadcast(&mut self, group: Group, text: ByteString) {
+        self.layer.publish_deliver(group, &text);
+        self.deliver_local(group, text);
+    }
+
+    /// Sends `text` to this node's members of `group`; drops those that cannot keep up.
+    pub(super) fn deliver_local(&mut self, group: Group, text: ByteString) {
+        let Some(members) = self.groups.get(&group) else {
+            return;
+        };
+        let mut slow = Vec::new();
+        for (&id, member) in members {
+            // The session decrements when it has handled a message: past the limit it is not
+            // reading its socket, and queuing more would grow memory for nobody.
+            if member.queued.fetch_add(1, Ordering::Relaxed) >= self.queue_limit {
+                slow.push(id);
+                continue;
+            }
+            // do_send: the bound is the counter above, not actix's mailbox capacity (which
+            // cannot be raised before the session actor starts).
+            member.recipient.do_send(ToSession::Text(text.clone()));
+        }
+        for id in slow {
+            if let Some(member) = self.remove_session(id) {
+                log::info!("closing slow WebSocket session {id}: send queue full");
+                member.recipient.do_send(ToSession::Close(CloseReason {
+                    code: CloseCode::Policy,
+                    description: Some("too slow: catch up over REST".into()),
+                }));
+            }
+        }
+    }
+
+    /// Removes a session from every group, dropping groups that become empty.
+    pub(super) fn remove_session(&mut self, id: u64) -> Option<Member> {
+        let info = self.sessions.remove(&id)?;
+        let user_group = Group::User(info.user_id);
+        let member = self.leave(user_group, id);
+        self.leave(Group::Global, id);
+        member
+    }
+
+    fn leave(&mut self, group: Group, id: u64) -> Option<Member> {
+        let members = self.groups.get_mut(&group)?;
+        let member = members.remove(&id);
+        if members.is_empty() {
+            self.groups.remove(&group);
+            self.layer.leave(group);
+        }
+        member
+    }
+
+    pub(super) fn join(&mut self, group: Group, id: u64, member: Member) {
+        let members = self.groups.entry(group).or_insert_with(|| {
+            self.layer.join(group);
+            HashMap::new()
+        });
+        members.insert(id, member);
+    }
+
+    /// Closes this node's sessions opened with a revoked credential.
+    pub(super) fn close_credential(&mut self, credential_id: i32, token_hash: &str) {
+        self.auth.forget(token_hash);
+        let ids: Vec<u64> = self
+            .sessions
+            .iter()
+            .filter(|(_, info)| info.credential_id == credential_id)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ids {
+            if let Some(member) = self.remove_session(id) {
+                member.recipient.do_send(ToSession::Close(CloseReason {
+                    code: CloseCode::Other(4001),
+                    description: Some("credential revoked".into()),
+                }));
+            }
+        }
+    }
+}
+
+/// Pushes reach the hub with `do_send`, which never drops a message for want of room.
+impl Actor for NotificationHub {
+    type Context = Context<Self>;
+}

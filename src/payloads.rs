@@ -1,0 +1,185 @@
+//! The seed's JSON shapes, written once and shared by the REST routes and the hub.
+use bytestring::ByteString;
+use chrono::{DateTime, Utc};
+use entity::{global_notification, notification};
+use serde::{Serialize, Serializer};
+
+/// `2026-01-05T10:30:00Z`: RFC 3339, UTC, whole seconds, as the seed shows.
+pub fn timestamp(at: &DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn ser_time<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&at.format("%Y-%m-%dT%H:%M:%SZ"))
+}
+
+fn ser_opt_time<S: Serializer>(at: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match at {
+        Some(at) => ser_time(at, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// A personal notification as the seed shows it.
+#[derive(Serialize)]
+pub struct NotificationView<'a> {
+    pub id: i32,
+    pub title: &'a str,
+    pub message: &'a str,
+    pub notification_type: &'a str,
+    pub is_read: bool,
+    pub link: &'a str,
+    #[serde(serialize_with = "ser_time")]
+    pub created_at: DateTime<Utc>,
+}
+
+impl<'a> From<&'a notification::Model> for NotificationView<'a> {
+    fn from(n: &'a notification::Model) -> Self {
+        Self {
+            id: n.id,
+            title: &n.title,
+            message: &n.message,
+            notification_type: &n.notification_type,
+            is_read: n.is_read,
+            link: &n.link,
+            created_at: n.created_at,
+        }
+    }
+}
+
+/// An announcement as the seed's REST list shows it (`expires_at` included; the push carries it too).
+#[derive(Serialize)]
+pub struct GlobalView<'a> {
+    pub id: i32,
+    pub title: &'a str,
+    pub message: &'a str,
+    pub level: &'a str,
+    #[serde(serialize_with = "ser_time")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "ser_opt_time")]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl<'a> From<&'a global_notification::Model> for GlobalView<'a> {
+    fn from(g: &'a global_notification::Model) -> Self {
+        Self {
+            id: g.id,
+            title: &g.title,
+            message: &g.message,
+            level: &g.level,
+            created_at: g.created_at,
+            expires_at: g.expires_at,
+        }
+    }
+}
+
+/// An announcement with every field, for admins.
+#[derive(Serialize)]
+pub struct GlobalAdminView<'a> {
+    #[serde(flatten)]
+    pub base: GlobalView<'a>,
+    pub is_active: bool,
+    pub show_on_site: bool,
+}
+
+impl<'a> From<&'a global_notification::Model> for GlobalAdminView<'a> {
+    fn from(g: &'a global_notification::Model) -> Self {
+        Self {
+            base: g.into(),
+            is_active: g.is_active,
+            show_on_site: g.show_on_site,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Push<'a, T> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    notification: T,
+}
+
+fn to_text<T: Serialize>(value: &T) -> ByteString {
+    // Serializing our own structs of strings, numbers and bools cannot fail.
+    ByteString::from(serde_json::to_string(value).unwrap_or_else(|_| "{}".into()))
+}
+
+/// `{"type":"notification","notification":{...}}`
+pub fn notification_push(n: &notification::Model) -> ByteString {
+    to_text(&Push {
+        kind: "notification",
+        notification: NotificationView::from(n),
+    })
+}
+
+/// `{"type":"global_notification","notification":{...}}`
+pub fn global_push(g: &global_notification::Model) -> ByteString {
+    to_text(&Push {
+        kind: "global_notification",
+        notification: GlobalView::from(g),
+    })
+}
+
+/// `{"type":"notification_read","notification_ids":[...],"unread_count":N}`
+pub fn read_push(ids: &[i32], unread_count: u64) -> ByteString {
+    #[derive(Serialize)]
+    struct Read<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        notification_ids: &'a [i32],
+        unread_count: u64,
+    }
+    to_text(&Read {
+        kind: "notification_read",
+        notification_ids: ids,
+        unread_count,
+    })
+}
+
+/// `{"type":"error","error":"..."}`
+pub fn error_push(message: &str) -> ByteString {
+    to_text(&serde_json::json!({ "type": "error", "error": message }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_whole_seconds_in_utc() {
+        let at = DateTime::parse_from_rfc3339("2026-01-05T10:30:00.987654+02:00")
+            .expect("valid")
+            .with_timezone(&Utc);
+        assert_eq!(timestamp(&at), "2026-01-05T08:30:00Z");
+    }
+
+    #[test]
+    fn pushes_have_the_seed_shape() {
+        let at = DateTime::parse_from_rfc3339("2026-01-05T10:30:00Z")
+            .expect("valid")
+            .with_timezone(&Utc);
+        let n = notification::Model {
+            id: 123,
+            user_id: 7,
+            title: "New Job Application".into(),
+            message: "Someone applied".into(),
+            notification_type: "job_application".into(),
+            is_read: false,
+            link: "/employers/applicants/".into(),
+            created_at: at,
+        };
+        let v: serde_json::Value = serde_json::from_str(&notification_push(&n)).expect("json");
+        assert_eq!(
+            v,
+            serde_json::json!({"type":"notification","notification":{
+                "id":123,"title":"New Job Application","message":"Someone applied",
+                "notification_type":"job_application","is_read":false,
+                "link":"/employers/applicants/","created_at":"2026-01-05T10:30:00Z"}})
+        );
+        let r: serde_json::Value = serde_json::from_str(&read_push(&[1, 2], 3)).expect("json");
+        assert_eq!(
+            r,
+            serde_json::json!({"type":"notification_read","notification_ids":[1,2],"unread_count":3})
+        );
+    }
+}

@@ -1,0 +1,90 @@
+//! `/api/auth/`: register, login, logout, me.
+use actix_web::{
+    HttpResponse,
+    cookie::{Cookie, SameSite, time::Duration as CookieDuration},
+    web,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{
+    auth::{CurrentUser, csrf},
+    domain::{Password, Role, Username},
+    error::ApiError,
+    hub::messages::RevokeCredential,
+    state::AppState,
+};
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/api/auth/register/").route(web::post().to(register)))
+        .service(web::resource("/api/auth/login/").route(web::post().to(login)))
+        .service(web::resource("/api/auth/logout/").route(web::post().to(logout)))
+        .service(web::resource("/api/auth/me/").route(web::get().to(me)));
+}
+
+#[derive(Deserialize)]
+struct RegisterBody {
+    username: String,
+    password: String,
+    role: String,
+}
+
+async fn register(state: web::Data<AppState>, body: web::Json<RegisterBody>) -> Result<HttpResponse, ApiError> {
+    let username = Username::parse(&body.username)?;
+    let password = Password::parse(&body.password)?;
+    let role = Role::parse_registrable(&body.role)?;
+    let user = state.auth.register(&username, &password, role).await?;
+    Ok(HttpResponse::Created().json(json!({ "id": user.id, "username": user.username, "role": user.role })))
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    username: String,
+    password: String,
+}
+
+async fn login(state: web::Data<AppState>, body: web::Json<LoginBody>) -> Result<HttpResponse, ApiError> {
+    if body.username.is_empty() || body.password.is_empty() {
+        return Err(ApiError::BadRequest("username and password are required".into()));
+    }
+    let login = state.auth.login(&body.username, &body.password).await?;
+    let max_age = CookieDuration::seconds((login.credential.expires_at - chrono::Utc::now()).num_seconds().max(0));
+    let secure = state.settings.auth.secure_cookies;
+    let session = Cookie::build(csrf::SESSION_COOKIE, login.token.clone())
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .max_age(max_age)
+        .finish();
+    // Readable by page script, which echoes it in X-CSRFToken.
+    let csrf_cookie = Cookie::build(csrf::CSRF_COOKIE, login.credential.csrf_token.clone())
+        .path("/")
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .max_age(max_age)
+        .finish();
+    Ok(HttpResponse::Ok()
+        .cookie(session)
+        .cookie(csrf_cookie)
+        .json(json!({ "token": login.token, "user": login.credential.user })))
+}
+
+async fn logout(state: web::Data<AppState>, current: CurrentUser) -> Result<HttpResponse, ApiError> {
+    state.auth.revoke(&current.credential).await?;
+    state.hub.do_send(RevokeCredential {
+        credential_id: current.credential.id,
+        token_hash: current.credential.token_hash.clone(),
+    });
+    let mut response = HttpResponse::Ok();
+    for name in [csrf::SESSION_COOKIE, csrf::CSRF_COOKIE] {
+        let mut gone = Cookie::build(name, "").path("/").finish();
+        gone.make_removal();
+        response.cookie(gone);
+    }
+    Ok(response.json(json!({ "success": true, "message": "Logged out" })))
+}
+
+async fn me(current: CurrentUser) -> HttpResponse {
+    HttpResponse::Ok().json(current.user)
+}

@@ -1,0 +1,93 @@
+//! `/api/notifications/`: the caller's notifications; admins create them.
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{
+    auth::{AdminUser, CurrentUser},
+    domain,
+    error::ApiError,
+    payloads::NotificationView,
+    services::notifications::{self, NewNotification},
+    state::AppState,
+};
+
+/// Page size when the client does not ask for one, and the most it may ask for.
+const DEFAULT_PAGE: u64 = 100;
+const MAX_PAGE: u64 = 1000;
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/notifications/")
+            .route(web::get().to(list))
+            .route(web::post().to(create)),
+    )
+    .service(web::resource("/api/notifications/mark-all-read/").route(web::post().to(mark_all_read)))
+    .service(web::resource("/api/notifications/{id}/mark-read/").route(web::post().to(mark_read)));
+}
+
+#[derive(Deserialize)]
+struct Page {
+    limit: Option<u64>,
+    offset: Option<u64>,
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    current: CurrentUser,
+    page: web::Query<Page>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = page.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let listing = notifications::list(&state.db, current.user.id, limit, page.offset.unwrap_or(0)).await?;
+    let items: Vec<NotificationView> = listing.notifications.iter().map(NotificationView::from).collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "count": listing.count,
+        "unread_count": listing.unread_count,
+        "notifications": items,
+    })))
+}
+
+async fn mark_read(
+    state: web::Data<AppState>,
+    current: CurrentUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    notifications::mark_read(&state.db, &state.hub, current.user.id, id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(json!({ "success": true, "message": "Notification marked as read" })))
+}
+
+async fn mark_all_read(state: web::Data<AppState>, current: CurrentUser) -> Result<HttpResponse, ApiError> {
+    let count = notifications::mark_all_read(&state.db, &state.hub, current.user.id).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "success": true,
+        "message": format!("{count} notifications marked as read"),
+        "count": count,
+    })))
+}
+
+#[derive(Deserialize)]
+struct CreateBody {
+    user_id: i64,
+    title: String,
+    message: String,
+    notification_type: String,
+    #[serde(default)]
+    link: Option<String>,
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    _admin: AdminUser,
+    body: web::Json<CreateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let new = NewNotification {
+        user_id: body.user_id,
+        title: domain::required_text("title", &body.title, domain::TITLE_MAX_CHARS)?,
+        message: domain::required_text("message", &body.message, domain::MESSAGE_MAX_CHARS)?,
+        notification_type: domain::notification_type(&body.notification_type)?,
+        link: domain::optional_text("link", body.link.as_deref().unwrap_or(""), domain::LINK_MAX_CHARS)?,
+    };
+    let model = notifications::create(&state.db, new).await?;
+    Ok(HttpResponse::Created().json(NotificationView::from(&model)))
+}

@@ -1,0 +1,3 @@
+//! What the REST routes and the WebSocket sessions both do: queries and state changes.
+pub mod global_notifications;
+pub mod notifications;

@@ -1,0 +1,274 @@
+//! `Application::build` wires settings, database, hub and HTTP server together;
+//! `run_until_stopped` serves until SIGINT/SIGTERM and then shuts down gracefully.
+use std::{any::Any, net::TcpListener, sync::Arc, time::Duration};
+
+use actix::{Actor, Addr};
+use actix_web::{
+    App, HttpServer,
+    dev::{Extensions, Server, ServerHandle},
+    middleware::{ErrorHandlers, Logger},
+    web,
+};
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection,
+    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+};
+
+use crate::{
+    auth::AuthService,
+    configuration::{Settings, redact},
+    domain::{Password, Username},
+    error,
+    hub::{NotificationHub, messages::Shutdown},
+    layer::{ChannelLayer, LayerStatus},
+    routes,
+    state::AppState,
+};
+
+/// Pending connections the listener queues (bursts of WebSocket handshakes).
+const LISTEN_BACKLOG: i32 = 4096;
+/// How long sessions get to flush their "going away" close frames at shutdown.
+const CLOSE_FLUSH_TIME: Duration = Duration::from_millis(300);
+/// How long in-flight requests get to finish at shutdown.
+const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
+
+/// Why the server could not start; each is one line for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot open database {url}: {source}")]
+    Database { url: String, source: sea_orm::DbErr },
+    #[error("database migration failed: {0}")]
+    Migration(sea_orm::DbErr),
+    #[error("cannot create the bootstrap admin: {0}")]
+    Admin(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("channel layer: {0}")]
+    Layer(String),
+}
+
+/// A built, bound, not yet running Herald.
+pub struct Application {
+    port: u16,
+    server: Server,
+    hub: Addr<NotificationHub>,
+    db: DatabaseConnection,
+}
+
+/// Opens the database with the pool and SQLite settings Herald relies on.
+pub async fn connect_database(settings: &Settings) -> Result<DatabaseConnection, StartupError> {
+    let url = settings.database_url();
+    let mut options = ConnectOptions::new(url.clone());
+    options
+        .max_connections(settings.limits.db_pool_size)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    if url.starts_with("sqlite:") {
+        // WAL lets readers run beside the writer; the busy timeout makes concurrent writers wait
+        // instead of failing with "database is locked"; NORMAL sync is durable in WAL mode
+        // against process crashes.
+        options.map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(20))
+                .foreign_keys(true)
+        });
+    }
+    Database::connect(options)
+        .await
+        .map_err(|source| StartupError::Database {
+            url: redact(&url),
+            source,
+        })
+}
+
+/// Creates or resets the configured bootstrap admin.
+pub async fn ensure_admin(auth: &AuthService, username: &str, password: &str) -> Result<(), StartupError> {
+    let username = Username::parse(username).map_err(|e| StartupError::Admin(e.to_string()))?;
+    let password = Password::parse(password).map_err(|e| StartupError::Admin(e.to_string()))?;
+    auth.ensure_admin(&username, &password)
+        .await
+        .map_err(|e| StartupError::Admin(e.to_string()))?;
+    Ok(())
+}
+
+fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
+
+impl Application {
+    /// Connects, migrates, starts the hub and binds the listener (port 0 picks a free port).
+    /// Must run inside an actix `System`.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let addr = settings.bind_addr().map_err(StartupError::Config)?;
+        let db = connect_database(&settings).await?;
+        Migrator::up(&db, None).await.map_err(StartupError::Migration)?;
+
+        let auth = Arc::new(AuthService::new(db.clone(), settings.auth.token_lifetime_hours));
+        match (&settings.admin_username, &settings.admin_password) {
+            (Some(user), Some(password)) => {
+                ensure_admin(&auth, user, password).await?;
+                log::info!("bootstrap admin {user:?} is ready");
+            }
+            (None, None) => {}
+            _ => {
+                return Err(StartupError::Config(
+                    "invalid configuration: set both HERALD_ADMIN_USERNAME and HERALD_ADMIN_PASSWORD, or neither"
+                        .into(),
+                ));
+            }
+        }
+
+        let listener = bind(addr).map_err(|source| StartupError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?
+            .port();
+
+        let layer_status = LayerStatus::new(true);
+        let layer = ChannelLayer::InProcess;
+        let hub = NotificationHub::new(layer, auth.clone(), settings.websocket.send_queue_len).start();
+        // Entity hooks anywhere in this actix System now reach this hub.
+        entity::broadcast::subscribe(hub.clone().recipient());
+
+        let settings = Arc::new(settings);
+        let state = web::Data::new(AppState {
+            db: db.clone(),
+            hub: hub.clone(),
+            auth,
+            allowed_origins: Arc::new(settings.effective_origins(port)),
+            settings: settings.clone(),
+            layer: layer_status,
+        });
+        let json_config = web::JsonConfig::default()
+            .limit(settings.limits.body_bytes)
+            .error_handler(error::json_error);
+        let user_timeout = settings.websocket.client_timeout();
+
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(json_config.clone())
+                .app_data(web::PathConfig::default().error_handler(error::path_error))
+                .app_data(web::QueryConfig::default().error_handler(error::query_error))
+                .wrap(ErrorHandlers::new().default_handler(error::ensure_json_body))
+                // Method, path, status, time: never headers, cookies or query strings.
+                .wrap(
+                    Logger::new("%{method}xi %U %s %Dms")
+                        .custom_request_replace("method", |req| req.method().to_string()),
+                )
+                .configure(routes::config)
+                .default_service(web::to(error::not_found))
+        })
+        .on_connect(move |conn: &dyn Any, _: &mut Extensions| tune_socket(conn, user_timeout))
+        .backlog(LISTEN_BACKLOG as u32)
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?
+        .run();
+
+        Ok(Self { port, server, hub, db })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The hub, for tests and embedders.
+    pub fn hub(&self) -> Addr<NotificationHub> {
+        self.hub.clone()
+    }
+
+    /// The database connection the server uses.
+    pub fn db(&self) -> DatabaseConnection {
+        self.db.clone()
+    }
+
+    /// Stops the server as a signal would: sockets get 1001, requests finish, then it returns.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            hub: self.hub.clone(),
+            server: self.server.handle(),
+        }
+    }
+
+    /// Serves until stopped (SIGINT, SIGTERM or a [`ShutdownHandle`]).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.shutdown_handle();
+        actix_web::rt::spawn(async move {
+            wait_for_signal().await;
+            log::info!("signal received: shutting down");
+            handle.shutdown().await;
+        });
+        self.server.await
+    }
+}
+
+/// Triggers the graceful shutdown.
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    hub: Addr<NotificationHub>,
+    server: ServerHandle,
+}
+
+impl ShutdownHandle {
+    /// Sends "going away" (1001) to every socket, then stops accepting and lets requests finish.
+    pub async fn shutdown(&self) {
+        if let Ok(told) = self.hub.send(Shutdown).await {
+            log::info!("told {told} WebSocket sessions the server is going away");
+        }
+        actix_web::rt::time::sleep(CLOSE_FLUSH_TIME).await;
+        self.server.stop(true).await;
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            log::error!("cannot install signal handlers");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Per-connection socket options: no Nagle delay on pushes, and a kernel timeout that aborts a
+/// connection whose peer stops acknowledging data (a dead peer, or a client that stopped
+/// reading), so a stalled socket is reclaimed even while its actor cannot run.
+fn tune_socket(conn: &dyn Any, user_timeout: Duration) {
+    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        let _ = tcp.set_nodelay(true);
+        #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+        {
+            let _ = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(user_timeout));
+        }
+    }
+}

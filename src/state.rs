@@ -1,0 +1,18 @@
+//! What every handler shares: the database, the hub, the credential service and the settings.
+use std::sync::Arc;
+
+use actix::Addr;
+use sea_orm::DatabaseConnection;
+
+use crate::{auth::AuthService, configuration::Settings, hub::NotificationHub, layer::LayerStatus};
+
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub hub: Addr<NotificationHub>,
+    pub auth: Arc<AuthService>,
+    pub settings: Arc<Settings>,
+    /// Origins allowed to open a cookie-authenticated WebSocket.
+    pub allowed_origins: Arc<Vec<String>>,
+    /// Whether the channel layer (Redis) is connected, for `/readyz`.
+    pub layer: LayerStatus,
+}

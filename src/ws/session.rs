@@ -1,0 +1,185 @@
+//! One WebSocket connection: forwards pushes, answers client actions, keeps the peer alive.
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Handler, StreamHandler, fut};
+use actix_web::web;
+use actix_web_actors::ws::{self, CloseCode, CloseReason};
+use serde::Deserialize;
+
+use crate::{
+    auth::Credential,
+    error::ApiError,
+    hub::messages::{Disconnect, ToSession},
+    payloads,
+    services::notifications,
+    state::AppState,
+};
+
+/// The window over which bad frames are counted.
+const BAD_FRAME_WINDOW: Duration = Duration::from_secs(60);
+
+/// The session actor of one socket, a member of `user_{id}_notifications` and `global_notifications`.
+pub struct WsSession {
+    id: u64,
+    user_id: i32,
+    state: web::Data<AppState>,
+    /// Pushes queued by the hub and not yet handled here (the hub's slow-consumer bound).
+    queued: Arc<AtomicUsize>,
+    last_heard: Instant,
+    bad_frames: u32,
+    bad_window_start: Instant,
+}
+
+impl WsSession {
+    pub fn new(id: u64, credential: &Credential, state: web::Data<AppState>, queued: Arc<AtomicUsize>) -> Self {
+        let now = Instant::now();
+        Self {
+            id,
+            user_id: credential.user.id,
+            state,
+            queued,
+            last_heard: now,
+            bad_frames: 0,
+            bad_window_start: now,
+        }
+    }
+
+    /// Answers a bad frame with an error; too many in a window closes with 1008.
+    fn bad_frame(&mut self, ctx: &mut ws::WebsocketContext<Self>, message: &str) {
+        let now = Instant::now();
+        if now.duration_since(self.bad_window_start) > BAD_FRAME_WINDOW {
+            self.bad_window_start = now;
+            self.bad_frames = 0;
+        }
+        self.bad_frames += 1;
+        if self.bad_frames > self.state.settings.websocket.max_bad_frames_per_minute {
+            ctx.close(Some(CloseReason {
+                code: CloseCode::Policy,
+                description: Some("too many invalid messages".into()),
+            }));
+            ctx.stop();
+            return;
+        }
+        ctx.text(payloads::error_push(message));
+    }
+
+    fn handle_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        if text.len() > self.state.settings.websocket.max_message_bytes {
+            return self.bad_frame(ctx, "message too large");
+        }
+        let Ok(frame) = serde_json::from_str::<ClientFrame>(text) else {
+            return self.bad_frame(ctx, "malformed JSON");
+        };
+        match frame.action.as_deref() {
+            Some("mark_read") => {
+                let Some(id) = frame.notification_id.as_ref().and_then(serde_json::Value::as_i64) else {
+                    return self.bad_frame(ctx, "notification_id must be an integer");
+                };
+                self.mark_read(id, ctx);
+            }
+            Some(other) => {
+                let message = format!("unknown action: {}", other.chars().take(64).collect::<String>());
+                self.bad_frame(ctx, &message);
+            }
+            None => self.bad_frame(ctx, "missing action"),
+        }
+    }
+
+    /// On success the hub tells every socket of the user (this one too) `notification_read`.
+    fn mark_read(&mut self, id: i64, ctx: &mut ws::WebsocketContext<Self>) {
+        let state = self.state.clone();
+        let user_id = self.user_id;
+        let work = async move { notifications::mark_read(&state.db, &state.hub, user_id, id).await };
+        ctx.spawn(fut::wrap_future::<_, Self>(work).map(|result, _, ctx| match result {
+            Ok(()) => {}
+            Err(ApiError::NotFound) => ctx.text(payloads::error_push("notification not found")),
+            Err(e) => {
+                log::error!("mark_read over WebSocket failed: {e}");
+                ctx.text(payloads::error_push("internal error"));
+            }
+        }));
+    }
+}
+
+/// A client message: `{"action":"mark_read","notification_id":123}`.
+#[derive(Deserialize)]
+struct ClientFrame {
+    action: Option<String>,
+    notification_id: Option<serde_json::Value>,
+}
+
+impl Actor for WsSession {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let ws = &self.state.settings.websocket;
+        let timeout = ws.client_timeout();
+        ctx.run_interval(ws.heartbeat_interval(), move |act, ctx| {
+            if act.last_heard.elapsed() > timeout {
+                log::debug!("WebSocket session {} timed out", act.id);
+                ctx.stop();
+            } else {
+                ctx.ping(b"");
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.state.hub.do_send(Disconnect { session_id: self.id });
+    }
+}
+
+impl Handler<ToSession> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: ToSession, ctx: &mut Self::Context) {
+        match msg {
+            ToSession::Text(text) => {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
+                ctx.text(text);
+            }
+            ToSession::Close(reason) => {
+                ctx.close(Some(reason));
+                ctx.stop();
+            }
+        }
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
+    fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        let message = match item {
+            Ok(message) => message,
+            Err(ws::ProtocolError::Overflow) => {
+                ctx.close(Some(CloseReason {
+                    code: CloseCode::Size,
+                    description: Some("frame too large".into()),
+                }));
+                return ctx.stop();
+            }
+            Err(e) => {
+                log::debug!("WebSocket protocol error on session {}: {e}", self.id);
+                ctx.close(Some(CloseCode::Protocol.into()));
+                return ctx.stop();
+            }
+        };
+        self.last_heard = Instant::now();
+        match message {
+            ws::Message::Text(text) => self.handle_text(&text, ctx),
+            ws::Message::Binary(_) => self.bad_frame(ctx, "binary frames are not supported"),
+            ws::Message::Continuation(_) => self.bad_frame(ctx, "fragmented messages are not supported"),
+            ws::Message::Ping(payload) => ctx.pong(&payload),
+            ws::Message::Pong(_) | ws::Message::Nop => {}
+            ws::Message::Close(reason) => {
+                ctx.close(reason);
+                ctx.stop();
+            }
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! `spawn_app()`: the real server on a random port with a fresh database, and a client for it.
+use std::{
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
+};
+
+use actix::Addr;
+use futures_util::{SinkExt, StreamExt};
+use herald::{
+    configuration::Settings,
+    hub::{
+        NotificationHub,
+        messages::{HubStats, Stats},
+    },
+    startup::{Application, ShutdownHandle},
+};
+use reqwest::{Method, StatusCode};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use serde_json::{Value, json};
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream,
+    tungstenite::{self, Message, client::IntoClientRequest, http::HeaderValue},
+};
+
+pub const ADMIN: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "admin-pass-123";
+pub const PASSWORD: &str = "password-123";
+
+/// Which database a test server uses.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A running Herald and what a test needs to talk to it.
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub hub: Addr<NotificationHub>,
+    pub db: DatabaseConnection,
+    pub shutdown: ShutdownHandle,
+    pub http: reqwest::Client,
+    pub admin_token: String,
+    _guard: DatabaseGuard,
+}
+
+/// Removes the test's database when the test ends.
+enum DatabaseGuard {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl Drop for DatabaseGuard {
+    fn drop(&mut self) {
+        if let DatabaseGuard::Postgres { admin_url, name } = self {
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            // Drop runs inside the test's runtime: do the async work on a thread of its own.
+            let _ = std::thread::spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                    return;
+                };
+                rt.block_on(async {
+                    if let Ok(db) = Database::connect(&admin_url).await {
+                        let _ = db
+                            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// Where the PostgreSQL tests create their databases.
+pub fn postgres_admin_url() -> String {
+    std::env::var("HERALD_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Default test settings: port 0, quick to start, admin bootstrapped.
+pub fn test_settings() -> Settings {
+    let mut settings = Settings::load().expect("config/default.toml loads");
+    settings.bind = "127.0.0.1:0".into();
+    settings.admin_username = Some(ADMIN.into());
+    settings.admin_password = Some(ADMIN_PASSWORD.into());
+    settings.allowed_origins = Vec::new();
+    settings.redis_url = String::new();
+    settings
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Backend::Sqlite, |_| {}).await
+}
+
+/// Starts a server on `backend` after `configure` has adjusted the test settings.
+pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = test_settings();
+    let guard = fresh_database(backend, &mut settings).await;
+    configure(&mut settings);
+    start(settings, guard).await
+}
+
+static DB_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+async fn fresh_database(backend: Backend, settings: &mut Settings) -> DatabaseGuard {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            settings.database_url = format!("sqlite://{}/herald.db?mode=rwc", dir.path().display());
+            DatabaseGuard::Sqlite(dir)
+        }
+        Backend::Postgres => {
+            let admin_url = postgres_admin_url();
+            let name = format!(
+                "herald_t_{}_{}_{}",
+                std::process::id(),
+                DB_COUNTER.fetch_add(1, Ordering::Relaxed),
+                rand_suffix()
+            );
+            let admin = Database::connect(&admin_url)
+                .await
+                .unwrap_or_else(|e| panic!("PostgreSQL is required for this test ({admin_url}): {e}"));
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create test database");
+            let base = admin_url.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin_url);
+            settings.database_url = format!("{base}/{name}");
+            DatabaseGuard::Postgres { admin_url, name }
+        }
+    }
+}
+
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+}
+
+async fn start(settings: Settings, guard: DatabaseGuard) -> TestApp {
+    let app = Application::build(settings).await.expect("server builds");
+    let port = app.port();
+    let hub = app.hub();
+    let db = app.db();
+    let shutdown = app.shutdown_handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+    let http = reqwest::Client::builder().cookie_store(false).build().expect("client");
+    let mut test_app = TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        hub,
+        db,
+        shutdown,
+        http,
+        admin_token: String::new(),
+        _guard: guard,
+    };
+    test_app.admin_token = test_app.login(ADMIN, ADMIN_PASSWORD).await.token;
+    test_app
+}
+
+/// A logged-in user.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    pub id: i32,
+    pub username: String,
+    pub token: String,
+    pub session_cookie: String,
+    pub csrf_cookie: String,
+}
+
+impl TestUser {
+    /// The `Cookie` header a browser would send.
+    pub fn cookie_header(&self) -> String {
+        format!("sessionid={}; csrftoken={}", self.session_cookie, self.csrf_cookie)
+    }
+}
+
+fn set_cookie_value(resp: &reqwest::Response, name: &str) -> String {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            v.strip_prefix(&format!("{name}="))
+                .map(|rest| rest.split(';').next().unwrap_or("").to_string())
+        })
+        .unwrap_or_default()
+}
+
+static USER_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/ws/notifications/", self.port)
+    }
+
+    /// Sends a request; `token` as Bearer when given. Answers the status and the JSON body.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status} body is not JSON: {text:?}"));
+        (status, json)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        self.request(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        self.request(Method::POST, path, token, body).await
+    }
+
+    pub async fn register(&self, username: &str, role: &str) -> (StatusCode, Value) {
+        self.post(
+            "/api/auth/register/",
+            None,
+            Some(json!({ "username": username, "password": PASSWORD, "role": role })),
+        )
+        .await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> TestUser {
+        let resp = self
+            .http
+            .post(self.url("/api/auth/login/"))
+            .json(&json!({ "username": username, "password": password }))
+            .send()
+            .await
+            .expect("login sent");
+        assert_eq!(resp.status(), StatusCode::OK, "login of {username}");
+        let session_cookie = set_cookie_value(&resp, "sessionid");
+        let csrf_cookie = set_cookie_value(&resp, "csrftoken");
+        let body: Value = resp.json().await.expect("login JSON");
+        TestUser {
+            id: body["user"]["id"].as_i64().expect("user id") as i32,
+            username: username.into(),
+            token: body["token"].as_str().expect("token").into(),
+            session_cookie,
+            csrf_cookie,
+        }
+    }
+
+    /// Registers and logs in a fresh jobseeker.
+    pub async fn new_user(&self) -> TestUser {
+        let name = format!("user{}", USER_COUNTER.fetch_add(1, Ordering::Relaxed));
+        let (status, _) = self.register(&name, "jobseeker").await;
+        assert_eq!(status, StatusCode::CREATED);
+        self.login(&name, PASSWORD).await
+    }
+
+    /// The admin creates a notification for `user_id` over the API.
+    pub async fn notify(&self, user_id: i32, title: &str) -> Value {
+        let (status, body) = self
+            .post(
+                "/api/notifications/",
+                Some(&self.admin_token),
+                Some(json!({
+                    "user_id": user_id, "title": title, "message": "a message",
+                    "notification_type": "message", "link": "/messages/"
+                })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    /// The admin publishes an announcement over the API.
+    pub async fn announce(&self, body: Value) -> Value {
+        let (status, body) = self
+            .post("/api/global-notifications/", Some(&self.admin_token), Some(body))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    pub async fn stats(&self) -> HubStats {
+        self.hub.send(Stats).await.expect("hub answers")
+    }
+
+    /// Waits until the hub holds `sessions` sessions (for at most `within`).
+    pub async fn wait_for_sessions(&self, sessions: usize, within: Duration) -> HubStats {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let stats = self.stats().await;
+            if stats.sessions == sessions || tokio::time::Instant::now() > deadline {
+                return stats;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Opens a socket with the Bearer token.
+    pub async fn ws(&self, user: &TestUser) -> WsClient {
+        self.ws_with(|req| {
+            req.headers_mut().insert(
+                "Authorization",
+                HeaderValue::from_str(&format!("Bearer {}", user.token)).expect("header"),
+            );
+        })
+        .await
+        .expect("handshake accepted")
+    }
+
+    /// Opens a socket after `prepare` has set the handshake's headers; Err is the refusal status.
+    pub async fn ws_with(
+        &self,
+        prepare: impl FnOnce(&mut tungstenite::handshake::client::Request),
+    ) -> Result<WsClient, u16> {
+        let mut req = self.ws_url().into_client_request().expect("request");
+        prepare(&mut req);
+        match tokio_tungstenite::connect_async(req).await {
+            Ok((stream, _)) => Ok(WsClient { stream }),
+            Err(tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+            Err(e) => panic!("WebSocket handshake failed unexpectedly: {e}"),
+        }
+    }
+}
+
+/// A WebSocket client as a test uses it.
+pub struct WsClient {
+    pub stream: WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+/// What a socket saw next.
+#[derive(Debug)]
+pub enum Seen {
+    Json(Value),
+    Closed(Option<u16>),
+    Nothing,
+}
+
+impl WsClient {
+    /// The next text message, close, or nothing within `within` (pings are answered and skipped).
+    pub async fn next(&mut self, within: Duration) -> Seen {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return Seen::Nothing,
+                Ok(None) => return Seen::Closed(None),
+                Ok(Some(Err(_))) => return Seen::Closed(None),
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    return Seen::Json(serde_json::from_str(&text).expect("server sends JSON"));
+                }
+                Ok(Some(Ok(Message::Close(frame)))) => return Seen::Closed(frame.map(|f| u16::from(f.code))),
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
+    /// The next JSON message; panics on silence or close.
+    pub async fn json(&mut self) -> Value {
+        match self.next(Duration::from_secs(5)).await {
+            Seen::Json(value) => value,
+            other => panic!("expected a message, saw {other:?}"),
+        }
+    }
+
+    /// Asserts nothing arrives for a while.
+    pub async fn expect_silence(&mut self, within: Duration) {
+        match self.next(within).await {
+            Seen::Nothing => {}
+            other => panic!("expected silence, saw {other:?}"),
+        }
+    }
+
+    /// The close code the server ends with (messages before it are skipped).
+    pub async fn close_code(&mut self, within: Duration) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Seen::Json(_) => continue,
+                Seen::Closed(code) => return code,
+                Seen::Nothing => panic!("socket still open after {within:?}"),
+            }
+        }
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.stream.send(Message::text(text)).await.expect("send");
+    }
+
+    pub async fn send_json(&mut self, value: Value) {
+        self.send_text(&value.to_string()).await;
+    }
+}

@@ -1,0 +1,273 @@
+//! Pushes: who receives what, from every code path that saves a notification.
+use std::time::Duration;
+
+use entity::{global_notification, notification};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, DbErr};
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, spawn_app_with};
+
+const QUIET: Duration = Duration::from_millis(300);
+
+async fn user_notifications_reach_only_that_users_sockets(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let alice = app.new_user().await;
+    let bob = app.new_user().await;
+    let mut alice_tabs = vec![app.ws(&alice).await, app.ws(&alice).await];
+    let mut bob_tabs = vec![app.ws(&bob).await, app.ws(&bob).await];
+
+    let created = app.notify(alice.id, "for alice").await;
+
+    for tab in &mut alice_tabs {
+        let msg = tab.json().await;
+        assert_eq!(msg, json!({ "type": "notification", "notification": created }));
+    }
+    for tab in &mut bob_tabs {
+        tab.expect_silence(QUIET).await;
+    }
+}
+
+async fn global_notifications_reach_every_socket_when_live(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let alice = app.new_user().await;
+    let bob = app.new_user().await;
+    let mut sockets = vec![app.ws(&alice).await, app.ws(&alice).await, app.ws(&bob).await];
+
+    // Not live: never pushed.
+    app.announce(json!({ "title": "off", "message": "m", "level": "info", "is_active": false }))
+        .await;
+    app.announce(json!({ "title": "hidden", "message": "m", "level": "info", "show_on_site": false }))
+        .await;
+    app.announce(json!({ "title": "past", "message": "m", "level": "info", "expires_at": "2020-01-01T00:00:00Z" }))
+        .await;
+    let live = app
+        .announce(json!({ "title": "Maintenance", "message": "tonight", "level": "warning" }))
+        .await;
+
+    for socket in &mut sockets {
+        let msg = socket.json().await;
+        assert_eq!(msg["type"], "global_notification");
+        assert_eq!(msg["notification"]["id"], live["id"]);
+        assert_eq!(msg["notification"]["title"], "Maintenance");
+        assert_eq!(msg["notification"]["level"], "warning");
+        assert_eq!(msg["notification"]["created_at"], live["created_at"]);
+        socket.expect_silence(QUIET).await;
+    }
+}
+
+async fn saving_through_the_entity_pushes_without_http(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let user = app.new_user().await;
+    let mut socket = app.ws(&user).await;
+
+    let saved = notification::ActiveModel {
+        user_id: Set(user.id),
+        title: Set("from a background job".into()),
+        message: Set("no HTTP involved".into()),
+        notification_type: Set("system".into()),
+        ..Default::default()
+    }
+    .insert(&app.db)
+    .await
+    .unwrap();
+    let msg = socket.json().await;
+    assert_eq!(msg["type"], "notification");
+    assert_eq!(msg["notification"]["id"], saved.id);
+    assert_eq!(msg["notification"]["link"], "");
+
+    global_notification::ActiveModel {
+        title: Set("direct".into()),
+        message: Set("announcement".into()),
+        level: Set("info".into()),
+        ..Default::default()
+    }
+    .insert(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(socket.json().await["type"], "global_notification");
+
+    // An update is not a creation: nothing is pushed again.
+    let mut read: notification::ActiveModel = saved.into();
+    read.is_read = Set(true);
+    read.update(&app.db).await.unwrap();
+    socket.expect_silence(QUIET).await;
+}
+
+async fn transactions_push_only_after_commit(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let user = app.new_user().await;
+    let mut socket = app.ws(&user).await;
+    let new_row = |title: &str| notification::ActiveModel {
+        user_id: Set(user.id),
+        title: Set(title.to_string()),
+        message: Set("m".into()),
+        notification_type: Set("system".into()),
+        ..Default::default()
+    };
+
+    let rolled_back = new_row("rolled back");
+    let result = entity::transaction::run(&app.db, |txn| {
+        Box::pin(async move {
+            rolled_back.insert(txn).await?;
+            Err::<(), DbErr>(DbErr::Custom("changed my mind".into()))
+        })
+    })
+    .await;
+    assert!(result.is_err());
+    socket.expect_silence(QUIET).await;
+    assert_eq!(app.get("/api/notifications/", Some(&user.token)).await.1["count"], 0);
+
+    let (a, b) = (new_row("a"), new_row("b"));
+    entity::transaction::run(&app.db, |txn| {
+        Box::pin(async move {
+            a.insert(txn).await?;
+            b.insert(txn).await?;
+            Ok::<(), DbErr>(())
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(socket.json().await["notification"]["title"], "a");
+    assert_eq!(socket.json().await["notification"]["title"], "b");
+}
+
+async fn bulk_inserts_push_every_row(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let alice = app.new_user().await;
+    let bob = app.new_user().await;
+    let mut alice_socket = app.ws(&alice).await;
+    let mut bob_socket = app.ws(&bob).await;
+    let rows = (0..3)
+        .map(|i| notification::ActiveModel {
+            user_id: Set(if i == 1 { bob.id } else { alice.id }),
+            title: Set(format!("bulk {i}")),
+            message: Set("m".into()),
+            notification_type: Set("job_post".into()),
+            ..Default::default()
+        })
+        .collect();
+    let saved = notification::insert_many_and_push(&app.db, rows).await.unwrap();
+    assert_eq!(saved.len(), 3);
+    assert_eq!(alice_socket.json().await["notification"]["title"], "bulk 0");
+    assert_eq!(alice_socket.json().await["notification"]["title"], "bulk 2");
+    assert_eq!(bob_socket.json().await["notification"]["title"], "bulk 1");
+    alice_socket.expect_silence(QUIET).await;
+}
+
+async fn reads_sync_every_tab_of_the_user(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let user = app.new_user().await;
+    let other = app.new_user().await;
+    let mut tab1 = app.ws(&user).await;
+    let mut tab2 = app.ws(&user).await;
+    let mut stranger = app.ws(&other).await;
+    let n1 = app.notify(user.id, "one").await;
+    let n2 = app.notify(user.id, "two").await;
+    let n3 = app.notify(user.id, "three").await;
+    for tab in [&mut tab1, &mut tab2] {
+        for _ in 0..3 {
+            assert_eq!(tab.json().await["type"], "notification");
+        }
+    }
+
+    // Over the socket: both tabs learn it, and REST agrees.
+    tab1.send_json(json!({ "action": "mark_read", "notification_id": n1["id"] }))
+        .await;
+    for tab in [&mut tab1, &mut tab2] {
+        assert_eq!(
+            tab.json().await,
+            json!({ "type": "notification_read", "notification_ids": [n1["id"]], "unread_count": 2 })
+        );
+    }
+    assert_eq!(
+        app.get("/api/notifications/", Some(&user.token)).await.1["unread_count"],
+        2
+    );
+
+    // Over REST: the same message.
+    app.post(
+        &format!("/api/notifications/{}/mark-read/", n2["id"]),
+        Some(&user.token),
+        None,
+    )
+    .await;
+    for tab in [&mut tab1, &mut tab2] {
+        assert_eq!(
+            tab.json().await,
+            json!({ "type": "notification_read", "notification_ids": [n2["id"]], "unread_count": 1 })
+        );
+    }
+    app.post("/api/notifications/mark-all-read/", Some(&user.token), None)
+        .await;
+    for tab in [&mut tab1, &mut tab2] {
+        assert_eq!(
+            tab.json().await,
+            json!({ "type": "notification_read", "notification_ids": [n3["id"]], "unread_count": 0 })
+        );
+    }
+    stranger.expect_silence(QUIET).await;
+}
+
+async fn marking_someone_elses_notification_over_the_socket_fails_alone(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let owner = app.new_user().await;
+    let intruder = app.new_user().await;
+    let mut owner_socket = app.ws(&owner).await;
+    let mut intruder_socket = app.ws(&intruder).await;
+    let mut intruder_tab2 = app.ws(&intruder).await;
+    let n = app.notify(owner.id, "private").await;
+    assert_eq!(owner_socket.json().await["type"], "notification");
+
+    for id in [n["id"].clone(), json!(987654)] {
+        intruder_socket
+            .send_json(json!({ "action": "mark_read", "notification_id": id }))
+            .await;
+        let reply = intruder_socket.json().await;
+        assert_eq!(reply["type"], "error");
+        assert!(reply["error"].is_string());
+    }
+    intruder_tab2.expect_silence(QUIET).await;
+    owner_socket.expect_silence(QUIET).await;
+    assert_eq!(
+        app.get("/api/notifications/", Some(&owner.token)).await.1["unread_count"],
+        1
+    );
+}
+
+async fn a_burst_of_200_arrives_complete_and_in_order(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let user = app.new_user().await;
+    let mut socket = app.ws(&user).await;
+    let mut ids = Vec::new();
+    for i in 0..200 {
+        let saved = notification::ActiveModel {
+            user_id: Set(user.id),
+            title: Set(format!("burst {i}")),
+            message: Set("m".into()),
+            notification_type: Set("message".into()),
+            ..Default::default()
+        }
+        .insert(&app.db)
+        .await
+        .unwrap();
+        ids.push(saved.id);
+    }
+    let mut received = Vec::new();
+    for _ in 0..200 {
+        let msg: Value = socket.json().await;
+        received.push(msg["notification"]["id"].as_i64().unwrap() as i32);
+    }
+    assert_eq!(received, ids);
+    socket.expect_silence(QUIET).await;
+}
+
+both_backends!(
+    user_notifications_reach_only_that_users_sockets,
+    global_notifications_reach_every_socket_when_live,
+    saving_through_the_entity_pushes_without_http,
+    transactions_push_only_after_commit,
+    bulk_inserts_push_every_row,
+    reads_sync_every_tab_of_the_user,
+    marking_someone_elses_notification_over_the_socket_fails_alone,
+    a_burst_of_200_arrives_complete_and_in_order,
+);

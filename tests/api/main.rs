@@ -1,0 +1,36 @@
+//! Integration tests: each starts the real server (random port, fresh database) and talks to it
+//! over HTTP and WebSocket as a client would. Scenarios listed in `both_backends!` run on SQLite
+//! in `cargo test` and on PostgreSQL with `--include-ignored` (needs the local PostgreSQL).
+#![allow(clippy::unwrap_used)]
+
+/// Generates a SQLite test and an ignored PostgreSQL test for each `async fn name(Backend)`.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    super::$name(crate::helpers::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[actix_web::test]
+                #[ignore = "needs PostgreSQL/Redis"]
+                async fn $name() {
+                    super::$name(crate::helpers::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+mod auth;
+mod cli;
+mod errors;
+mod global_notifications;
+mod helpers;
+mod live_delivery;
+mod notifications;
+mod websocket_protocol;
