@@ -6,7 +6,7 @@ use actix::Addr;
 use entity::{notification, user};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    QueryOrder, QuerySelect, sea_query::Expr,
 };
 
 use crate::{
@@ -24,8 +24,17 @@ pub struct Listing {
 /// The newest `limit` notifications of `user_id` (after `offset`), with counts over all of them.
 pub async fn list(db: &DatabaseConnection, user_id: i32, limit: u64, offset: u64) -> Result<Listing, ApiError> {
     let mine = notification::Entity::find().filter(notification::Column::UserId.eq(user_id));
-    let count = mine.clone().count(db).await?;
-    let unread_count = unread_count(db, user_id).await?;
+    // Both counts in one pass over the user's index range.
+    let (count, unread): (i64, Option<i64>) = mine
+        .clone()
+        .select_only()
+        .column_as(Expr::cust("COUNT(*)"), "count")
+        .column_as(Expr::cust("SUM(CASE WHEN is_read THEN 0 ELSE 1 END)"), "unread")
+        .into_tuple()
+        .one(db)
+        .await?
+        .unwrap_or((0, None));
+    let (count, unread_count) = (count.max(0) as u64, unread.unwrap_or(0).max(0) as u64);
     let notifications = mine
         .order_by_desc(notification::Column::CreatedAt)
         .order_by_desc(notification::Column::Id)
