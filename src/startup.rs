@@ -23,6 +23,7 @@ use crate::{
     hub::{NotificationHub, messages::Shutdown},
     layer::{ChannelLayer, LayerStatus},
     routes,
+    services::notifications::ListCache,
     state::AppState,
 };
 
@@ -153,6 +154,8 @@ impl Application {
             allowed_origins: Arc::new(settings.effective_origins(port)),
             settings: settings.clone(),
             layer: layer_status,
+            live_globals: Default::default(),
+            notification_lists: ListCache::new(settings.redis_url().is_none()),
         });
         let json_config = web::JsonConfig::default()
             .limit(settings.limits.body_bytes)

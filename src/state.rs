@@ -4,7 +4,13 @@ use std::sync::Arc;
 use actix::Addr;
 use sea_orm::DatabaseConnection;
 
-use crate::{auth::AuthService, configuration::Settings, hub::NotificationHub, layer::LayerStatus};
+use crate::{
+    auth::AuthService,
+    configuration::Settings,
+    hub::NotificationHub,
+    layer::LayerStatus,
+    services::{global_notifications::LiveListCache, notifications::ListCache},
+};
 
 pub struct AppState {
     pub db: DatabaseConnection,
@@ -15,4 +21,8 @@ pub struct AppState {
     pub allowed_origins: Arc<Vec<String>>,
     /// Whether the channel layer (Redis) is connected, for `/readyz`.
     pub layer: LayerStatus,
+    /// The public announcements list, served from memory while fresh.
+    pub live_globals: LiveListCache,
+    /// Pages of users' notification lists, served from memory while unchanged (single node).
+    pub notification_lists: ListCache,
 }

@@ -1,7 +1,10 @@
 //! A site-wide announcement, pushed to every socket when inserted active, shown and unexpired.
 use sea_orm::{ActiveValue::Set, entity::prelude::*};
 
-use crate::broadcast::{self, CreatedNotification};
+use crate::{
+    broadcast::{self, CreatedNotification},
+    changes,
+};
 
 /// The seed's levels; anything else is refused.
 pub const LEVELS: [&str; 3] = ["info", "warning", "danger"];
@@ -56,6 +59,7 @@ impl ActiveModelBehavior for ActiveModel {
     where
         C: ConnectionTrait,
     {
+        changes::touch_announcements();
         if insert && model.is_live(chrono::Utc::now()) {
             broadcast::publish::<C>(CreatedNotification::Global(model.clone()));
         }

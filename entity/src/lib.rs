@@ -5,6 +5,7 @@
 //! to the hub of the running actix `System`, the Rust twin of Django's `post_save` signal.
 pub mod auth_token;
 pub mod broadcast;
+pub mod changes;
 pub mod global_notification;
 pub mod notification;
 pub mod transaction;

@@ -1,7 +1,10 @@
 //! A personal notification, pushed to its user's sockets when inserted.
 use sea_orm::{ActiveValue::Set, entity::prelude::*};
 
-use crate::broadcast::{self, CreatedNotification};
+use crate::{
+    broadcast::{self, CreatedNotification},
+    changes,
+};
 
 /// The seed's notification types; anything else is refused.
 pub const TYPES: [&str; 7] = [
@@ -54,6 +57,7 @@ impl ActiveModelBehavior for ActiveModel {
     where
         C: ConnectionTrait,
     {
+        changes::touch_notifications(model.user_id);
         if insert {
             broadcast::publish::<C>(CreatedNotification::User(model.clone()));
         }
@@ -87,6 +91,7 @@ where
     });
     let models = Entity::insert_many(rows).exec_with_returning(db).await?;
     for model in &models {
+        changes::touch_notifications(model.user_id);
         broadcast::publish::<C>(CreatedNotification::User(model.clone()));
     }
     Ok(models)

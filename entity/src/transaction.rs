@@ -38,6 +38,8 @@ where
         })
         .await;
     if result.is_ok() {
+        // A reader may have cached a list between a hook's bump and the commit.
+        crate::changes::bump_epoch();
         pending.into_iter().for_each(broadcast::deliver);
     }
     result

@@ -1,5 +1,5 @@
 //! `/api/global-notifications/`: the public list of live announcements; admins publish and deactivate.
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, mime, web};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
@@ -8,7 +8,7 @@ use crate::{
     auth::AdminUser,
     domain,
     error::ApiError,
-    payloads::{GlobalAdminView, GlobalView},
+    payloads::GlobalAdminView,
     services::global_notifications::{self, NewGlobal},
     state::AppState,
 };
@@ -24,9 +24,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 }
 
 async fn list_live(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let live = global_notifications::live(&state.db).await?;
-    let items: Vec<GlobalView> = live.iter().map(GlobalView::from).collect();
-    Ok(HttpResponse::Ok().json(json!({ "count": items.len(), "notifications": items })))
+    let body = state.live_globals.body(&state.db).await?;
+    Ok(HttpResponse::Ok().content_type(mime::APPLICATION_JSON).body(body))
 }
 
 async fn list_all(state: web::Data<AppState>, _admin: AdminUser) -> Result<HttpResponse, ApiError> {

@@ -1,5 +1,5 @@
 //! `/api/notifications/`: the caller's notifications; admins create them.
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, mime, web};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -38,13 +38,11 @@ async fn list(
     page: web::Query<Page>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = page.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
-    let listing = notifications::list(&state.db, current.user.id, limit, page.offset.unwrap_or(0)).await?;
-    let items: Vec<NotificationView> = listing.notifications.iter().map(NotificationView::from).collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "count": listing.count,
-        "unread_count": listing.unread_count,
-        "notifications": items,
-    })))
+    let body = state
+        .notification_lists
+        .body(&state.db, current.user.id, limit, page.offset.unwrap_or(0))
+        .await?;
+    Ok(HttpResponse::Ok().content_type(mime::APPLICATION_JSON).body(body))
 }
 
 async fn mark_read(

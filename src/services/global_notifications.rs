@@ -1,4 +1,10 @@
 //! Site-wide announcements: the public list, creation and deactivation by admins.
+use std::{
+    sync::RwLock,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use entity::global_notification;
 use sea_orm::{
@@ -6,7 +12,59 @@ use sea_orm::{
     QueryOrder,
 };
 
-use crate::error::ApiError;
+use crate::{error::ApiError, payloads::GlobalView};
+
+/// How long the cached public list may lag a change made by another node or process.
+/// Changes saved through this process refresh it at once (see `entity::changes`).
+const LIVE_LIST_TTL: Duration = Duration::from_secs(1);
+
+/// The public list, serialized once and shared by every request while it is fresh.
+#[derive(Default)]
+pub struct LiveListCache {
+    cached: RwLock<Option<CachedList>>,
+}
+
+struct CachedList {
+    body: Bytes,
+    changes: u64,
+    built_at: Instant,
+    /// The earliest expiry among the listed announcements: the list changes then.
+    valid_until: Option<DateTime<Utc>>,
+}
+
+impl LiveListCache {
+    /// The body of `GET /api/global-notifications/`.
+    pub async fn body(&self, db: &DatabaseConnection) -> Result<Bytes, ApiError> {
+        let changes = entity::changes::announcements_version();
+        if let Some(body) = self.fresh(changes) {
+            return Ok(body);
+        }
+        let live = live(db).await?;
+        let items: Vec<GlobalView> = live.iter().map(GlobalView::from).collect();
+        let body = Bytes::from(
+            serde_json::to_vec(&serde_json::json!({ "count": items.len(), "notifications": items }))
+                .map_err(|e| ApiError::Internal(e.to_string()))?,
+        );
+        let valid_until = live.iter().filter_map(|g| g.expires_at).min();
+        // `changes` was read before the query: a save racing it leaves the entry stale-marked.
+        *self.cached.write().unwrap_or_else(|e| e.into_inner()) = Some(CachedList {
+            body: body.clone(),
+            changes,
+            built_at: Instant::now(),
+            valid_until,
+        });
+        Ok(body)
+    }
+
+    fn fresh(&self, changes: u64) -> Option<Bytes> {
+        let cached = self.cached.read().unwrap_or_else(|e| e.into_inner());
+        let entry = cached.as_ref()?;
+        let fresh = entry.changes == changes
+            && entry.built_at.elapsed() < LIVE_LIST_TTL
+            && entry.valid_until.is_none_or(|at| Utc::now() < at);
+        fresh.then(|| entry.body.clone())
+    }
+}
 
 /// Active, shown and unexpired announcements, newest first.
 pub async fn live(db: &DatabaseConnection) -> Result<Vec<global_notification::Model>, ApiError> {

@@ -2,7 +2,14 @@
 //!
 //! Creating goes through the entity (`ActiveModel::insert`), whose hook pushes it; marking read
 //! tells the hub so every socket of the user updates its badge.
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
 use actix::Addr;
+use bytes::Bytes;
 use entity::{notification, user};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
@@ -12,7 +19,81 @@ use sea_orm::{
 use crate::{
     error::ApiError,
     hub::{NotificationHub, messages::NotificationsRead},
+    payloads::NotificationView,
 };
+
+/// How long a cached page may lag a write made outside this process.
+const LIST_TTL: Duration = Duration::from_secs(1);
+/// Cached pages kept at most; past it the cache starts over.
+const LIST_CACHE_MAX_ENTRIES: usize = 50_000;
+
+/// Serialized list pages per (user, limit, offset), reused while that user's notifications have
+/// not changed (`entity::changes`). Only for a single node: with several nodes another node's
+/// write would go unseen, so there the cache is off and every request reads the database.
+pub struct ListCache {
+    enabled: bool,
+    pages: Mutex<HashMap<(i32, u64, u64), CachedPage>>,
+}
+
+struct CachedPage {
+    body: Bytes,
+    version: u64,
+    built_at: Instant,
+}
+
+impl ListCache {
+    pub fn new(enabled: bool) -> Self {
+        Self {
+            enabled,
+            pages: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The body of `GET /api/notifications/` for this user and page.
+    pub async fn body(
+        &self,
+        db: &DatabaseConnection,
+        user_id: i32,
+        limit: u64,
+        offset: u64,
+    ) -> Result<Bytes, ApiError> {
+        let key = (user_id, limit, offset);
+        // Read before the query: a write racing it leaves the entry with an outdated version.
+        let version = entity::changes::notifications_version(user_id);
+        if self.enabled
+            && let Some(page) = self.pages.lock().unwrap_or_else(|e| e.into_inner()).get(&key)
+            && page.version == version
+            && page.built_at.elapsed() < LIST_TTL
+        {
+            return Ok(page.body.clone());
+        }
+        let listing = list(db, user_id, limit, offset).await?;
+        let items: Vec<NotificationView> = listing.notifications.iter().map(NotificationView::from).collect();
+        let body = Bytes::from(
+            serde_json::to_vec(&serde_json::json!({
+                "count": listing.count,
+                "unread_count": listing.unread_count,
+                "notifications": items,
+            }))
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
+        );
+        if self.enabled {
+            let mut pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+            if pages.len() >= LIST_CACHE_MAX_ENTRIES {
+                pages.clear();
+            }
+            pages.insert(
+                key,
+                CachedPage {
+                    body: body.clone(),
+                    version,
+                    built_at: Instant::now(),
+                },
+            );
+        }
+        Ok(body)
+    }
+}
 
 /// A user's notifications, newest first, with the total and unread counts.
 pub struct Listing {
@@ -21,31 +102,49 @@ pub struct Listing {
     pub notifications: Vec<notification::Model>,
 }
 
+/// A row of the list with the user's totals alongside (window functions: one round trip).
+#[derive(sea_orm::FromQueryResult)]
+struct ListedRow {
+    #[sea_orm(nested)]
+    notification: notification::Model,
+    total: i64,
+    unread: i64,
+}
+
 /// The newest `limit` notifications of `user_id` (after `offset`), with counts over all of them.
 pub async fn list(db: &DatabaseConnection, user_id: i32, limit: u64, offset: u64) -> Result<Listing, ApiError> {
     let mine = notification::Entity::find().filter(notification::Column::UserId.eq(user_id));
-    // Both counts in one pass over the user's index range.
-    let (count, unread): (i64, Option<i64>) = mine
+    // Each database round trip is a thread hand-off in sqlx's SQLite driver: the page carries
+    // the counts with it, and only an empty page needs a second query.
+    let rows: Vec<ListedRow> = mine
         .clone()
-        .select_only()
-        .column_as(Expr::cust("COUNT(*)"), "count")
-        .column_as(Expr::cust("SUM(CASE WHEN is_read THEN 0 ELSE 1 END)"), "unread")
-        .into_tuple()
-        .one(db)
-        .await?
-        .unwrap_or((0, None));
-    let (count, unread_count) = (count.max(0) as u64, unread.unwrap_or(0).max(0) as u64);
-    let notifications = mine
+        .column_as(Expr::cust("COUNT(*) OVER ()"), "total")
+        .column_as(Expr::cust("SUM(CASE WHEN is_read THEN 0 ELSE 1 END) OVER ()"), "unread")
         .order_by_desc(notification::Column::CreatedAt)
         .order_by_desc(notification::Column::Id)
         .limit(limit)
         .offset(offset)
+        .into_model()
         .all(db)
         .await?;
+    let (count, unread_count) = match rows.first() {
+        Some(first) => (first.total, first.unread),
+        None => mine
+            .select_only()
+            .column_as(Expr::cust("COUNT(*)"), "total")
+            .column_as(
+                Expr::cust("COALESCE(SUM(CASE WHEN is_read THEN 0 ELSE 1 END), 0)"),
+                "unread",
+            )
+            .into_tuple()
+            .one(db)
+            .await?
+            .unwrap_or((0, 0)),
+    };
     Ok(Listing {
-        count,
-        unread_count,
-        notifications,
+        count: count.max(0) as u64,
+        unread_count: unread_count.max(0) as u64,
+        notifications: rows.into_iter().map(|r| r.notification).collect(),
     })
 }
 
@@ -104,6 +203,7 @@ pub async fn mark_read(
     if updated.rows_affected == 0 {
         return Err(ApiError::NotFound);
     }
+    entity::changes::touch_notifications(user_id);
     let unread_count = unread_count(db, user_id).await?;
     hub.do_send(NotificationsRead {
         user_id,
@@ -137,6 +237,7 @@ pub async fn mark_all_read(
         .filter(notification::Column::IsRead.eq(false))
         .exec(db)
         .await?;
+    entity::changes::touch_notifications(user_id);
     let unread_count = unread_count(db, user_id).await?;
     hub.do_send(NotificationsRead {
         user_id,

@@ -132,7 +132,37 @@ async fn admins_deactivate_and_list_everything(backend: Backend) {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
+async fn the_public_list_follows_every_save_and_expiry(backend: Backend) {
+    use entity::global_notification;
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+
+    let app = spawn_app_with(backend, |_| {}).await;
+    assert_eq!(app.get("/api/global-notifications/", None).await.1["count"], 0);
+
+    // Saved without HTTP: the (cached) list shows it on the very next request.
+    global_notification::ActiveModel {
+        title: Set("direct".into()),
+        message: Set("m".into()),
+        level: Set("info".into()),
+        ..Default::default()
+    }
+    .insert(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(app.get("/api/global-notifications/", None).await.1["count"], 1);
+
+    let soon = (chrono::Utc::now() + chrono::Duration::milliseconds(1500)).to_rfc3339();
+    app.announce(json!({ "title": "brief", "message": "m", "level": "info", "expires_at": soon }))
+        .await;
+    assert_eq!(app.get("/api/global-notifications/", None).await.1["count"], 2);
+    tokio::time::sleep(std::time::Duration::from_millis(1700)).await;
+    let (_, body) = app.get("/api/global-notifications/", None).await;
+    assert_eq!(body["count"], 1, "expired announcements leave the list: {body}");
+    assert_eq!(body["notifications"][0]["title"], "direct");
+}
+
 both_backends!(
+    the_public_list_follows_every_save_and_expiry,
     public_list_shows_only_live_announcements,
     admins_publish_with_every_field_and_validation,
     admins_deactivate_and_list_everything,

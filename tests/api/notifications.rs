@@ -172,7 +172,53 @@ async fn users_never_see_each_others_notifications(backend: Backend) {
     assert_eq!(alices["count"], 1);
 }
 
+async fn the_list_reflects_every_write_at_once(backend: Backend) {
+    use entity::notification;
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set, DbErr};
+
+    let app = spawn_app_with(backend, |_| {}).await;
+    let user = app.new_user().await;
+    let counts = || async {
+        let (_, body) = app.get("/api/notifications/", Some(&user.token)).await;
+        (body["count"].as_u64().unwrap(), body["unread_count"].as_u64().unwrap())
+    };
+    let row = |title: &str| notification::ActiveModel {
+        user_id: Set(user.id),
+        title: Set(title.to_string()),
+        message: Set("m".into()),
+        notification_type: Set("system".into()),
+        ..Default::default()
+    };
+    app.notify(user.id, "api").await;
+    assert_eq!(counts().await, (1, 1));
+    assert_eq!(counts().await, (1, 1), "served again while unchanged");
+
+    let saved = row("entity").insert(&app.db).await.unwrap();
+    assert_eq!(counts().await, (2, 2));
+    let mut read: notification::ActiveModel = saved.into();
+    read.is_read = Set(true);
+    read.update(&app.db).await.unwrap();
+    assert_eq!(counts().await, (2, 1));
+
+    let in_txn = row("transaction");
+    entity::transaction::run(&app.db, |txn| {
+        Box::pin(async move { in_txn.insert(txn).await.map(|_| ()) })
+    })
+    .await
+    .unwrap();
+    assert_eq!(counts().await, (3, 2));
+    notification::insert_many_and_push(&app.db, vec![row("bulk 1"), row("bulk 2")])
+        .await
+        .unwrap();
+    assert_eq!(counts().await, (5, 4));
+    app.post("/api/notifications/mark-all-read/", Some(&user.token), None)
+        .await;
+    assert_eq!(counts().await, (5, 0));
+    let _: Option<DbErr> = None;
+}
+
 both_backends!(
+    the_list_reflects_every_write_at_once,
     list_has_the_seed_shape_newest_first,
     mark_read_is_for_the_owner_only,
     mark_all_read_counts_what_it_changed,
