@@ -11,6 +11,9 @@ pub struct Settings {
     pub database_url: String,
     #[serde(default)]
     pub redis_url: String,
+    /// Prefix of the Redis channel names, so several deployments (or tests) can share one Redis.
+    #[serde(default = "default_redis_channel_prefix")]
+    pub redis_channel_prefix: String,
     #[serde(default)]
     pub allowed_origins: Vec<String>,
     #[serde(default)]
@@ -53,6 +56,10 @@ impl WebSocketSettings {
     pub fn client_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.client_timeout_secs)
     }
+}
+
+fn default_redis_channel_prefix() -> String {
+    "herald".into()
 }
 
 /// The directory holding `default.toml`: `HERALD_CONFIG_DIR`, else `./config`, else the one
@@ -105,6 +112,10 @@ impl Settings {
             || self.redis_url.starts_with("rediss://");
         if !redis_ok {
             return Err("invalid configuration: redis_url must start with redis://".into());
+        }
+        let prefix = &self.redis_channel_prefix;
+        if prefix.is_empty() || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("invalid configuration: redis_channel_prefix must be non-empty, without spaces".into());
         }
         for origin in &self.allowed_origins {
             if !(origin.starts_with("http://") || origin.starts_with("https://")) || origin.ends_with('/') {

@@ -2,7 +2,7 @@
 //! `run_until_stopped` serves until SIGINT/SIGTERM and then shuts down gracefully.
 use std::{any::Any, net::TcpListener, sync::Arc, time::Duration};
 
-use actix::{Actor, Addr};
+use actix::{Actor, Addr, AsyncContext};
 use actix_web::{
     App, HttpServer,
     dev::{Extensions, Server, ServerHandle},
@@ -21,7 +21,7 @@ use crate::{
     domain::{Password, Username},
     error,
     hub::{NotificationHub, messages::Shutdown},
-    layer::{ChannelLayer, LayerStatus},
+    layer::{ChannelLayer, LayerStatus, redis::RedisConfig},
     routes,
     services::notifications::ListCache,
     state::AppState,
@@ -110,6 +110,12 @@ impl Application {
     /// Must run inside an actix `System`.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let addr = settings.bind_addr().map_err(StartupError::Config)?;
+        // Checked before anything is touched; connecting waits until the hub exists.
+        let redis = settings
+            .redis_url()
+            .map(|url| RedisConfig::parse(url, &settings.redis_channel_prefix))
+            .transpose()
+            .map_err(StartupError::Layer)?;
         let db = connect_database(&settings).await?;
         Migrator::up(&db, None).await.map_err(StartupError::Migration)?;
 
@@ -141,8 +147,18 @@ impl Application {
             .port();
 
         let layer_status = LayerStatus::new(true);
-        let layer = ChannelLayer::InProcess;
-        let hub = NotificationHub::new(layer, auth.clone(), settings.websocket.send_queue_len).start();
+        let queue_len = settings.websocket.send_queue_len;
+        // The Redis task needs the hub's address and the hub owns the layer: create them together.
+        let hub = NotificationHub::create(|ctx| {
+            let layer = match redis {
+                None => ChannelLayer::InProcess,
+                Some(redis) => {
+                    let hub = ctx.address().downgrade().recipient();
+                    ChannelLayer::Redis(redis.start(hub, layer_status.clone(), auth.clone()))
+                }
+            };
+            NotificationHub::new(layer, auth.clone(), queue_len)
+        });
         // Entity hooks anywhere in this actix System now reach this hub.
         entity::broadcast::subscribe(hub.clone().recipient());
 

@@ -10,7 +10,7 @@ pub mod password;
 pub mod token;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         RwLock,
         atomic::{AtomicBool, Ordering},
@@ -19,7 +19,9 @@ use std::{
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{auth_token, user};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect,
+};
 
 use crate::{
     domain::{Password, Role, Username},
@@ -30,6 +32,8 @@ pub use extractor::{AdminUser, CurrentUser};
 
 /// Entries kept at most; past it the cache starts over (entries are cheap to re-read).
 const CACHE_MAX_ENTRIES: usize = 200_000;
+/// Credential ids looked up per query when re-checking sessions.
+const EXISTING_CHUNK_LEN: usize = 1000;
 
 /// The account behind a request.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -178,6 +182,23 @@ impl AuthService {
         auth_token::Entity::delete_by_id(credential.id).exec(&self.db).await?;
         self.forget(&credential.token_hash);
         Ok(())
+    }
+
+    /// Which of the credentials `ids` still exist (the others were revoked).
+    pub async fn existing_credentials(&self, ids: &[i32]) -> Result<HashSet<i32>, DbErr> {
+        let mut existing = HashSet::new();
+        // Chunks keep each query well under the database's bind-parameter limit.
+        for chunk in ids.chunks(EXISTING_CHUNK_LEN) {
+            let found: Vec<i32> = auth_token::Entity::find()
+                .select_only()
+                .column(auth_token::Column::Id)
+                .filter(auth_token::Column::Id.is_in(chunk.iter().copied()))
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            existing.extend(found);
+        }
+        Ok(existing)
     }
 
     /// Drops a cached credential (revoked here or on another node).

@@ -72,13 +72,14 @@ impl Handler<RevokeCredential> for NotificationHub {
 impl Handler<FromLayer> for NotificationHub {
     type Result = ();
 
-    fn handle(&mut self, FromLayer(event): FromLayer, _: &mut Context<Self>) {
+    fn handle(&mut self, FromLayer(event): FromLayer, ctx: &mut Context<Self>) {
         match event {
             LayerEvent::Deliver { group, text } => self.deliver_local(group, text),
             LayerEvent::Revoke {
                 credential_id,
                 token_hash,
             } => self.close_credential(credential_id, &token_hash),
+            LayerEvent::Reconnected => self.recheck_credentials(ctx),
         }
     }
 }

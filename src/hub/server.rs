@@ -1,13 +1,13 @@
 //! The hub's state: sessions and the groups they belong to.
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
 };
 
-use actix::{Actor, Context, Recipient};
+use actix::{Actor, ActorFutureExt, AsyncContext, Context, Recipient, WrapFuture};
 use actix_web_actors::ws::{CloseCode, CloseReason};
 use bytestring::ByteString;
 
@@ -111,6 +111,38 @@ impl NotificationHub {
     /// Closes this node's sessions opened with a revoked credential.
     pub(super) fn close_credential(&mut self, credential_id: i32, token_hash: &str) {
         self.auth.forget(token_hash);
+        self.close_sessions_of(credential_id);
+    }
+
+    /// After a channel-layer outage: closes the sessions whose login was revoked meanwhile on
+    /// another node (that node's message was missed).
+    pub(super) fn recheck_credentials(&mut self, ctx: &mut Context<Self>) {
+        let checked: Vec<i32> = self
+            .sessions
+            .values()
+            .map(|info| info.credential_id)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        if checked.is_empty() {
+            return;
+        }
+        let auth = self.auth.clone();
+        ctx.spawn(
+            async move { auth.existing_credentials(&checked).await.map(|live| (checked, live)) }
+                .into_actor(self)
+                .map(|result, hub, _| match result {
+                    Ok((checked, live)) => {
+                        for id in checked.into_iter().filter(|id| !live.contains(id)) {
+                            hub.close_sessions_of(id);
+                        }
+                    }
+                    Err(e) => log::warn!("cannot re-check logins after the channel layer came back: {e}"),
+                }),
+        );
+    }
+
+    fn close_sessions_of(&mut self, credential_id: i32) {
         let ids: Vec<u64> = self
             .sessions
             .iter()

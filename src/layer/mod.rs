@@ -1,7 +1,10 @@
 //! The channel layer: how pushes cross between Herald nodes (the role of Django's channel layer).
 //!
 //! The hub always delivers to its own sessions itself; the layer carries the same bytes to the
-//! other nodes, which deliver them to theirs. In-process (one node) carries nothing.
+//! other nodes, which deliver them to theirs. In-process (one node) carries nothing; Redis
+//! pub/sub (`redis.rs`) carries pushes between nodes sharing one database.
+pub mod redis;
+
 use std::sync::{
     Arc,
     atomic::{AtomicBool, Ordering},
@@ -9,6 +12,7 @@ use std::sync::{
 
 use bytestring::ByteString;
 
+use self::redis::RedisLayer;
 use crate::hub::Group;
 
 /// What one node tells the others.
@@ -18,6 +22,9 @@ pub enum LayerEvent {
     Deliver { group: Group, text: ByteString },
     /// A login was revoked: drop it from caches and close its sockets.
     Revoke { credential_id: i32, token_hash: String },
+    /// The layer (re)connected: revocations published while it was down were missed, so the
+    /// hub re-checks its sessions' logins against the database.
+    Reconnected,
 }
 
 /// Whether the layer can currently reach the other nodes (always, in-process).
@@ -42,34 +49,40 @@ impl LayerStatus {
 pub enum ChannelLayer {
     /// One node: nothing crosses.
     InProcess,
+    /// Several nodes: pushes cross through Redis pub/sub.
+    Redis(RedisLayer),
 }
 
 impl ChannelLayer {
     /// Carries a push to the other nodes' members of `group`.
-    pub fn publish_deliver(&self, _group: Group, _text: &ByteString) {
+    pub fn publish_deliver(&self, group: Group, text: &ByteString) {
         match self {
             ChannelLayer::InProcess => {}
+            ChannelLayer::Redis(redis) => redis.publish_deliver(group, text),
         }
     }
 
     /// Carries a revocation to the other nodes.
-    pub fn publish_revoke(&self, _credential_id: i32, _token_hash: &str) {
+    pub fn publish_revoke(&self, credential_id: i32, token_hash: &str) {
         match self {
             ChannelLayer::InProcess => {}
+            ChannelLayer::Redis(redis) => redis.publish_revoke(credential_id, token_hash),
         }
     }
 
     /// This node now has members in `group`: start receiving its traffic.
-    pub fn join(&self, _group: Group) {
+    pub fn join(&self, group: Group) {
         match self {
             ChannelLayer::InProcess => {}
+            ChannelLayer::Redis(redis) => redis.join(group),
         }
     }
 
     /// This node has no members left in `group`: stop receiving its traffic.
-    pub fn leave(&self, _group: Group) {
+    pub fn leave(&self, group: Group) {
         match self {
             ChannelLayer::InProcess => {}
+            ChannelLayer::Redis(redis) => redis.leave(group),
         }
     }
 }

@@ -35,14 +35,28 @@ pub enum Backend {
 
 /// A running Herald and what a test needs to talk to it.
 pub struct TestApp {
-    pub address: String,
-    pub port: u16,
+    /// The HTTP and WebSocket client methods (`app.get(..)`, `app.ws(..)`, `app.address`).
+    pub api: Api,
     pub hub: Addr<NotificationHub>,
     pub db: DatabaseConnection,
     pub shutdown: ShutdownHandle,
+    _guard: DatabaseGuard,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+/// How a test talks to one Herald over HTTP and WebSocket (in-process or a separate process).
+pub struct Api {
+    pub address: String,
+    pub port: u16,
     pub http: reqwest::Client,
     pub admin_token: String,
-    _guard: DatabaseGuard,
 }
 
 /// Removes the test's database when the test ends.
@@ -111,25 +125,43 @@ async fn fresh_database(backend: Backend, settings: &mut Settings) -> DatabaseGu
             DatabaseGuard::Sqlite(dir)
         }
         Backend::Postgres => {
-            let admin_url = postgres_admin_url();
-            let name = format!(
-                "herald_t_{}_{}_{}",
-                std::process::id(),
-                DB_COUNTER.fetch_add(1, Ordering::Relaxed),
-                rand_suffix()
-            );
-            let admin = Database::connect(&admin_url)
-                .await
-                .unwrap_or_else(|e| panic!("PostgreSQL is required for this test ({admin_url}): {e}"));
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                .await
-                .expect("create test database");
-            let base = admin_url.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin_url);
-            settings.database_url = format!("{base}/{name}");
-            DatabaseGuard::Postgres { admin_url, name }
+            let (url, guard) = create_postgres_database().await;
+            settings.database_url = url;
+            guard
         }
     }
+}
+
+/// Creates an empty PostgreSQL database; answers its URL and the guard that drops it.
+async fn create_postgres_database() -> (String, DatabaseGuard) {
+    let admin_url = postgres_admin_url();
+    let name = format!(
+        "herald_t_{}_{}_{}",
+        std::process::id(),
+        DB_COUNTER.fetch_add(1, Ordering::Relaxed),
+        rand_suffix()
+    );
+    let admin = Database::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL is required for this test ({admin_url}): {e}"));
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create test database");
+    let base = admin_url.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin_url);
+    (format!("{base}/{name}"), DatabaseGuard::Postgres { admin_url, name })
+}
+
+/// A fresh PostgreSQL database for processes a test starts; dropped with this value.
+pub struct PostgresDb {
+    pub url: String,
+    _guard: DatabaseGuard,
+}
+
+/// Creates a fresh PostgreSQL database (panics with a clear message when PostgreSQL is missing).
+pub async fn fresh_postgres() -> PostgresDb {
+    let (url, guard) = create_postgres_database().await;
+    PostgresDb { url, _guard: guard }
 }
 
 fn rand_suffix() -> u32 {
@@ -146,19 +178,13 @@ async fn start(settings: Settings, guard: DatabaseGuard) -> TestApp {
     let db = app.db();
     let shutdown = app.shutdown_handle();
     actix_web::rt::spawn(app.run_until_stopped());
-    let http = reqwest::Client::builder().cookie_store(false).build().expect("client");
-    let mut test_app = TestApp {
-        address: format!("http://127.0.0.1:{port}"),
-        port,
+    TestApp {
+        api: Api::logged_in_as_admin(port).await,
         hub,
         db,
         shutdown,
-        http,
-        admin_token: String::new(),
         _guard: guard,
-    };
-    test_app.admin_token = test_app.login(ADMIN, ADMIN_PASSWORD).await.token;
-    test_app
+    }
 }
 
 /// A logged-in user.
@@ -192,7 +218,19 @@ fn set_cookie_value(resp: &reqwest::Response, name: &str) -> String {
 
 static USER_COUNTER: AtomicU32 = AtomicU32::new(0);
 
-impl TestApp {
+impl Api {
+    /// A client for the Herald on `port`, holding a fresh admin token.
+    pub async fn logged_in_as_admin(port: u16) -> Self {
+        let mut api = Api {
+            address: format!("http://127.0.0.1:{port}"),
+            port,
+            http: reqwest::Client::builder().cookie_store(false).build().expect("client"),
+            admin_token: String::new(),
+        };
+        api.admin_token = api.login(ADMIN, ADMIN_PASSWORD).await.token;
+        api
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }
@@ -294,22 +332,6 @@ impl TestApp {
         body
     }
 
-    pub async fn stats(&self) -> HubStats {
-        self.hub.send(Stats).await.expect("hub answers")
-    }
-
-    /// Waits until the hub holds `sessions` sessions (for at most `within`).
-    pub async fn wait_for_sessions(&self, sessions: usize, within: Duration) -> HubStats {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let stats = self.stats().await;
-            if stats.sessions == sessions || tokio::time::Instant::now() > deadline {
-                return stats;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
     /// Opens a socket with the Bearer token.
     pub async fn ws(&self, user: &TestUser) -> WsClient {
         self.ws_with(|req| {
@@ -333,6 +355,24 @@ impl TestApp {
             Ok((stream, _)) => Ok(WsClient { stream }),
             Err(tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
             Err(e) => panic!("WebSocket handshake failed unexpectedly: {e}"),
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn stats(&self) -> HubStats {
+        self.hub.send(Stats).await.expect("hub answers")
+    }
+
+    /// Waits until the hub holds `sessions` sessions (for at most `within`).
+    pub async fn wait_for_sessions(&self, sessions: usize, within: Duration) -> HubStats {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let stats = self.stats().await;
+            if stats.sessions == sessions || tokio::time::Instant::now() > deadline {
+                return stats;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }
@@ -403,5 +443,319 @@ impl WsClient {
 
     pub async fn send_json(&mut self, value: Value) {
         self.send_text(&value.to_string()).await;
+    }
+}
+
+// Real processes: Herald nodes sharing PostgreSQL and Redis, and a private Redis to break.
+
+/// How long a process gets to start serving (or to become ready) before the test fails.
+const PROCESS_START_WITHIN: Duration = Duration::from_secs(30);
+/// How long readiness may take to follow Redis going away or coming back (reconnects back off
+/// to 5 s at most).
+pub const READINESS_WITHIN: Duration = Duration::from_secs(15);
+/// How long one request to a node may take.
+const NODE_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The Redis the cluster tests share (`HERALD_TEST_REDIS_URL`, else the local default).
+pub fn shared_redis_url() -> String {
+    std::env::var("HERALD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Panics with a clear message unless Redis answers at `url`.
+pub async fn require_redis(url: &str) {
+    if let Err(e) = redis_ping(url).await {
+        panic!("Redis is required for this test ({url}): {e}");
+    }
+}
+
+async fn redis_connection(url: &str) -> Result<redis::aio::MultiplexedConnection, String> {
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(2)));
+    client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn redis_ping(url: &str) -> Result<(), String> {
+    let mut conn = redis_connection(url).await?;
+    redis::cmd("PING")
+        .query_async::<String>(&mut conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Waits until exactly `count` connections (one per node) subscribe to `channel`.
+pub async fn wait_for_subscribers(redis_url: &str, channel: &str, count: i64) {
+    let mut conn = redis_connection(redis_url)
+        .await
+        .unwrap_or_else(|e| panic!("Redis is required for this test ({redis_url}): {e}"));
+    let deadline = tokio::time::Instant::now() + READINESS_WITHIN;
+    loop {
+        let (_, subscribers): (String, i64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(channel)
+            .query_async(&mut conn)
+            .await
+            .expect("PUBSUB NUMSUB");
+        if subscribers == count {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{channel} has {subscribers} subscribers, expected {count}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+static PREFIX_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A Redis channel prefix no other test uses: user ids from different test databases collide.
+pub fn unique_channel_prefix() -> String {
+    format!(
+        "herald_t{}_{}_{}",
+        std::process::id(),
+        PREFIX_COUNTER.fetch_add(1, Ordering::Relaxed),
+        rand_suffix()
+    )
+}
+
+/// What the nodes of one test cluster share.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    pub database_url: String,
+    pub redis_url: String,
+    pub channel_prefix: String,
+}
+
+impl ClusterConfig {
+    /// The Redis channel carrying `user_id`'s pushes.
+    pub fn user_channel(&self, user_id: i32) -> String {
+        format!("{}:user:{user_id}", self.channel_prefix)
+    }
+}
+
+/// One `herald` process; killed when dropped.
+pub struct Node {
+    pub api: Api,
+    config: ClusterConfig,
+    child: Option<std::process::Child>,
+    /// Holds `node.log`, the process's output (shown when it fails to start).
+    log_dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Node {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl Node {
+    /// Starts a node on a free port and waits until `/readyz` answers 200.
+    pub async fn start(config: &ClusterConfig) -> Node {
+        let node = Node::spawn(config, free_port()).await;
+        node.wait_readiness(true).await;
+        node
+    }
+
+    /// Starts a node on `port` and waits until it serves HTTP, ready or not.
+    pub async fn spawn(config: &ClusterConfig, port: u16) -> Node {
+        let log_dir = tempfile::tempdir().expect("temp dir");
+        let child = launch(config, port, &log_dir);
+        // A deadline on every request: a node that stops answering fails the test, not hangs it.
+        let http = reqwest::Client::builder()
+            .cookie_store(false)
+            .timeout(NODE_REQUEST_TIMEOUT)
+            .build()
+            .expect("client");
+        let mut node = Node {
+            api: Api {
+                address: format!("http://127.0.0.1:{port}"),
+                port,
+                http,
+                admin_token: String::new(),
+            },
+            config: config.clone(),
+            child: Some(child),
+            log_dir,
+        };
+        node.wait_serving().await;
+        node.api.admin_token = node.login(ADMIN, ADMIN_PASSWORD).await.token;
+        node
+    }
+
+    /// Kills the process (SIGKILL: a crash, not a graceful stop).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the process again on the same port and waits until it is ready.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.child = Some(launch(&self.config, self.api.port, &self.log_dir));
+        self.wait_serving().await;
+        self.wait_readiness(true).await;
+    }
+
+    /// The `/readyz` status.
+    pub async fn readyz(&self) -> StatusCode {
+        self.get("/readyz", None).await.0
+    }
+
+    /// Waits until `/readyz` answers 200 (`ready`) or 503 (not `ready`).
+    pub async fn wait_readiness(&self, ready: bool) {
+        let want = if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        let deadline = tokio::time::Instant::now() + READINESS_WITHIN;
+        loop {
+            let status = self.readyz().await;
+            if status == want {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "node {} /readyz is still {status}, expected {want}; its log:\n{}",
+                self.port,
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn wait_serving(&mut self) {
+        let deadline = tokio::time::Instant::now() + PROCESS_START_WITHIN;
+        loop {
+            if let Some(Some(status)) = self.child.as_mut().map(|c| c.try_wait().ok().flatten()) {
+                panic!("herald exited during start-up ({status}); its log:\n{}", self.log());
+            }
+            let healthz = self.api.http.get(self.url("/healthz")).send().await;
+            if healthz.is_ok_and(|r| r.status() == StatusCode::OK) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "herald did not start serving within {PROCESS_START_WITHIN:?}; its log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// What the process has written so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_dir.path().join("node.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs the `herald` binary with `config` on `port`, its output appended to `log_dir/node.log`.
+fn launch(config: &ClusterConfig, port: u16, log_dir: &tempfile::TempDir) -> std::process::Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_dir.path().join("node.log"))
+        .expect("node log file");
+    std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("HERALD_BIND", format!("127.0.0.1:{port}"))
+        .env("HERALD_DATABASE_URL", &config.database_url)
+        .env("HERALD_REDIS_URL", &config.redis_url)
+        .env("HERALD_REDIS_CHANNEL_PREFIX", &config.channel_prefix)
+        .env("HERALD_ADMIN_USERNAME", ADMIN)
+        .env("HERALD_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("RUST_LOG", "warn")
+        .env_remove("HERALD_ENV")
+        .env_remove("HERALD_ALLOWED_ORIGINS")
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().expect("log handle"))
+        .stderr(log)
+        .spawn()
+        .expect("start the herald binary")
+}
+
+/// A `redis-server` of the test's own, to stop and restart; killed when dropped.
+pub struct PrivateRedis {
+    pub port: u16,
+    pub url: String,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateRedis {
+    /// Starts `redis-server` on a free port (panics clearly when it is not installed).
+    pub async fn start() -> PrivateRedis {
+        PrivateRedis::start_on(free_port()).await
+    }
+
+    /// Starts `redis-server` on `port` without persistence.
+    pub async fn start_on(port: u16) -> PrivateRedis {
+        let mut redis = PrivateRedis {
+            port,
+            url: format!("redis://127.0.0.1:{port}"),
+            child: None,
+        };
+        redis.restart().await;
+        redis
+    }
+
+    /// Kills the server (SIGKILL: clients see their connections drop).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and waits until it answers.
+    pub async fn restart(&mut self) {
+        self.stop();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("redis-server must be on PATH for this test: {e}"));
+        self.child = Some(child);
+        let deadline = tokio::time::Instant::now() + PROCESS_START_WITHIN;
+        while let Err(e) = redis_ping(&self.url).await {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "redis-server on port {} did not answer: {e}",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

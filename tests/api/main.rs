@@ -28,6 +28,7 @@ macro_rules! both_backends {
 
 mod auth;
 mod cli;
+mod cluster;
 mod errors;
 mod global_notifications;
 mod helpers;

@@ -1,0 +1,328 @@
+//! Several real `herald` processes sharing one PostgreSQL database and one Redis: pushes,
+//! reads and logouts cross nodes exactly once, and a Redis or node failure is survived.
+//! Needs PostgreSQL and Redis (and `redis-server` on PATH): run with `--include-ignored`.
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    ClusterConfig, Node, PASSWORD, PostgresDb, PrivateRedis, Seen, WsClient, free_port, fresh_postgres, require_redis,
+    shared_redis_url, unique_channel_prefix, wait_for_subscribers,
+};
+
+const QUIET: Duration = Duration::from_millis(500);
+
+/// Nodes sharing one fresh database and a Redis, under a channel prefix of their own.
+struct Cluster {
+    // Declared first so the processes stop before their database is dropped.
+    nodes: Vec<Node>,
+    config: ClusterConfig,
+    _db: PostgresDb,
+}
+
+impl Cluster {
+    /// `count` nodes on the machine's shared Redis.
+    async fn start(count: usize) -> Cluster {
+        let redis_url = shared_redis_url();
+        require_redis(&redis_url).await;
+        Cluster::start_on(count, redis_url).await
+    }
+
+    /// `count` nodes on the Redis at `redis_url`, started one after the other (the first
+    /// migrates the fresh database and creates the admin).
+    async fn start_on(count: usize, redis_url: String) -> Cluster {
+        let db = fresh_postgres().await;
+        let config = ClusterConfig {
+            database_url: db.url.clone(),
+            redis_url,
+            channel_prefix: unique_channel_prefix(),
+        };
+        let mut nodes = Vec::new();
+        for _ in 0..count {
+            nodes.push(Node::start(&config).await);
+        }
+        Cluster { nodes, config, _db: db }
+    }
+
+    /// Waits until exactly `nodes` nodes subscribe to `user_id`'s channel.
+    async fn wait_for_user_subscribers(&self, user_id: i32, nodes: i64) {
+        wait_for_subscribers(&self.config.redis_url, &self.config.user_channel(user_id), nodes).await;
+    }
+}
+
+fn notification_push(created: &Value) -> Value {
+    json!({ "type": "notification", "notification": created })
+}
+
+async fn expect_global(socket: &mut WsClient, announced: &Value) {
+    let msg = socket.json().await;
+    assert_eq!(msg["type"], "global_notification", "{msg}");
+    assert_eq!(msg["notification"]["id"], announced["id"], "{msg}");
+}
+
+async fn silence_on(sockets: &mut [&mut WsClient]) {
+    for socket in sockets {
+        socket.expect_silence(QUIET).await;
+    }
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL/Redis"]
+async fn user_and_global_pushes_cross_nodes_exactly_once() {
+    let cluster = Cluster::start(3).await;
+    let [a, b, c] = &cluster.nodes[..] else {
+        unreachable!("three nodes")
+    };
+    let alice = a.new_user().await;
+    let bob = b.new_user().await;
+    let mut alice_on_a = a.ws(&alice).await;
+    let mut alice_on_b = b.ws(&alice).await;
+    let mut bob_on_c = c.ws(&bob).await;
+    // Per-user traffic goes only to the nodes holding that user's sockets.
+    cluster.wait_for_user_subscribers(alice.id, 2).await;
+    cluster.wait_for_user_subscribers(bob.id, 1).await;
+
+    let from_a = a.notify(alice.id, "created on A").await;
+    assert_eq!(alice_on_a.json().await, notification_push(&from_a));
+    assert_eq!(alice_on_b.json().await, notification_push(&from_a));
+
+    // From a node where alice has no socket at all.
+    let from_c = c.notify(alice.id, "created on C").await;
+    assert_eq!(alice_on_a.json().await, notification_push(&from_c));
+    assert_eq!(alice_on_b.json().await, notification_push(&from_c));
+
+    let announced = b
+        .announce(json!({ "title": "Maintenance", "message": "tonight", "level": "warning" }))
+        .await;
+    for socket in [&mut alice_on_a, &mut alice_on_b, &mut bob_on_c] {
+        expect_global(socket, &announced).await;
+    }
+    // No duplicates anywhere, and nothing of alice's reached bob.
+    silence_on(&mut [&mut alice_on_a, &mut alice_on_b, &mut bob_on_c]).await;
+
+    // A node whose last socket of a user goes stops receiving that user's traffic.
+    alice_on_b.stream.close(None).await.expect("close");
+    cluster.wait_for_user_subscribers(alice.id, 1).await;
+    let after = b.notify(alice.id, "after B's socket left").await;
+    assert_eq!(alice_on_a.json().await, notification_push(&after));
+    alice_on_a.expect_silence(QUIET).await;
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL/Redis"]
+async fn a_read_on_one_node_is_seen_by_rest_and_sockets_on_another() {
+    let cluster = Cluster::start(2).await;
+    let [a, b] = &cluster.nodes[..] else {
+        unreachable!("two nodes")
+    };
+    let alice = a.new_user().await;
+    let mut alice_on_a = a.ws(&alice).await;
+    let mut alice_on_b = b.ws(&alice).await;
+    cluster.wait_for_user_subscribers(alice.id, 2).await;
+    let first = a.notify(alice.id, "first").await;
+    let second = a.notify(alice.id, "second").await;
+    for socket in [&mut alice_on_a, &mut alice_on_b] {
+        assert_eq!(socket.json().await, notification_push(&first));
+        assert_eq!(socket.json().await, notification_push(&second));
+    }
+
+    // Over the socket on B...
+    alice_on_b
+        .send_json(json!({ "action": "mark_read", "notification_id": first["id"] }))
+        .await;
+    let read = json!({ "type": "notification_read", "notification_ids": [first["id"]], "unread_count": 1 });
+    assert_eq!(alice_on_b.json().await, read);
+    assert_eq!(alice_on_a.json().await, read);
+    // ...seen by REST on A: one shared database.
+    let (status, list) = a.get("/api/notifications/", Some(&alice.token)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["unread_count"], 1);
+    let first_listed = list["notifications"]
+        .as_array()
+        .expect("notifications")
+        .iter()
+        .find(|n| n["id"] == first["id"])
+        .expect("first is listed");
+    assert_eq!(first_listed["is_read"], true);
+
+    // And a REST read on A reaches the socket on B.
+    let (status, _) = a
+        .post(
+            &format!("/api/notifications/{}/mark-read/", second["id"]),
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let read = json!({ "type": "notification_read", "notification_ids": [second["id"]], "unread_count": 0 });
+    assert_eq!(alice_on_b.json().await, read);
+    assert_eq!(alice_on_a.json().await, read);
+    silence_on(&mut [&mut alice_on_a, &mut alice_on_b]).await;
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL/Redis"]
+async fn a_logout_on_one_node_closes_sockets_and_forgets_the_login_on_another() {
+    let cluster = Cluster::start(2).await;
+    let [a, b] = &cluster.nodes[..] else {
+        unreachable!("two nodes")
+    };
+    let alice = a.new_user().await;
+    let other_login = b.login(&alice.username, PASSWORD).await;
+    // B has validated (and cached) the login about to end.
+    let (status, _) = b.get("/api/auth/me/", Some(&alice.token)).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut doomed_on_b = b.ws(&alice).await;
+    let mut other_on_b = b.ws(&other_login).await;
+    cluster.wait_for_user_subscribers(alice.id, 1).await;
+
+    let (status, _) = a.post("/api/auth/logout/", Some(&alice.token), None).await;
+    assert_eq!(status, StatusCode::OK);
+
+    assert_eq!(doomed_on_b.close_code(Duration::from_secs(5)).await, Some(4001));
+    // The close and the cache eviction happen together: B refuses the token at once.
+    let (status, _) = b.get("/api/auth/me/", Some(&alice.token)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The user's other login is untouched.
+    let (status, _) = b.get("/api/auth/me/", Some(&other_login.token)).await;
+    assert_eq!(status, StatusCode::OK);
+    let created = a.notify(alice.id, "still connected").await;
+    assert_eq!(other_on_b.json().await, notification_push(&created));
+    other_on_b.expect_silence(QUIET).await;
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL/Redis"]
+async fn a_redis_restart_makes_nodes_unready_not_down_and_they_recover() {
+    let mut redis = PrivateRedis::start().await;
+    let cluster = Cluster::start_on(2, redis.url.clone()).await;
+    let [a, b] = &cluster.nodes[..] else {
+        unreachable!("two nodes")
+    };
+    let alice = a.new_user().await;
+    let revoked_login = a.login(&alice.username, PASSWORD).await;
+    let mut alice_on_a = a.ws(&alice).await;
+    let mut alice_on_b = b.ws(&alice).await;
+    let mut revoked_on_b = b.ws(&revoked_login).await;
+    // B caches the login that will be revoked during the outage.
+    assert_eq!(
+        b.get("/api/auth/me/", Some(&revoked_login.token)).await.0,
+        StatusCode::OK
+    );
+    cluster.wait_for_user_subscribers(alice.id, 2).await;
+    let before = a.notify(alice.id, "before").await;
+    for socket in [&mut alice_on_a, &mut alice_on_b, &mut revoked_on_b] {
+        assert_eq!(socket.json().await, notification_push(&before));
+    }
+
+    redis.stop();
+    a.wait_readiness(false).await;
+    b.wait_readiness(false).await;
+    // HTTP still answers on both nodes, and saving works (PostgreSQL is up).
+    for node in [a, b] {
+        let (status, body) = node.get("/readyz", None).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body, json!({ "database": true, "channel_layer": false }));
+        assert_eq!(node.get("/healthz", None).await.0, StatusCode::OK);
+        assert_eq!(
+            node.get("/api/notifications/", Some(&alice.token)).await.0,
+            StatusCode::OK
+        );
+    }
+    let during = a.notify(alice.id, "during the outage").await;
+    // A's own sockets still get A's pushes; other nodes' clients catch up over REST.
+    assert_eq!(alice_on_a.json().await, notification_push(&during));
+    let (_, list) = b.get("/api/notifications/", Some(&alice.token)).await;
+    assert_eq!(list["notifications"][0]["id"], during["id"]);
+    // A logout on A during the outage: B's cache is off, so B re-checks the database.
+    assert_eq!(
+        a.post("/api/auth/logout/", Some(&revoked_login.token), None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        b.get("/api/auth/me/", Some(&revoked_login.token)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    redis.restart().await;
+    a.wait_readiness(true).await;
+    b.wait_readiness(true).await;
+    // The socket opened on B with the login revoked during the outage is closed on reconnect.
+    assert_eq!(revoked_on_b.close_code(Duration::from_secs(5)).await, Some(4001));
+    cluster.wait_for_user_subscribers(alice.id, 2).await;
+    let after = a.notify(alice.id, "after").await;
+    assert_eq!(alice_on_a.json().await, notification_push(&after));
+    assert_eq!(alice_on_b.json().await, notification_push(&after));
+    let announced = b
+        .announce(json!({ "title": "Back", "message": "all good", "level": "info" }))
+        .await;
+    expect_global(&mut alice_on_a, &announced).await;
+    expect_global(&mut alice_on_b, &announced).await;
+    silence_on(&mut [&mut alice_on_a, &mut alice_on_b]).await;
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL/Redis"]
+async fn a_killed_node_restarts_and_its_reconnecting_clients_receive_again() {
+    let mut cluster = Cluster::start(2).await;
+    let alice = cluster.nodes[0].new_user().await;
+    let mut alice_on_a = cluster.nodes[0].ws(&alice).await;
+    let mut alice_on_b = cluster.nodes[1].ws(&alice).await;
+    cluster.wait_for_user_subscribers(alice.id, 2).await;
+
+    cluster.nodes[1].kill();
+    assert!(
+        matches!(alice_on_b.next(Duration::from_secs(5)).await, Seen::Closed(_)),
+        "the socket on the killed node is gone"
+    );
+    // Redis notices the dead node's subscription go; A carries on.
+    cluster.wait_for_user_subscribers(alice.id, 1).await;
+    let meanwhile = cluster.nodes[0].notify(alice.id, "while B is down").await;
+    assert_eq!(alice_on_a.json().await, notification_push(&meanwhile));
+
+    cluster.nodes[1].restart().await;
+    let [a, b] = &cluster.nodes[..] else {
+        unreachable!("two nodes")
+    };
+    let mut alice_on_b = b.ws(&alice).await;
+    cluster.wait_for_user_subscribers(alice.id, 2).await;
+    let after = a.notify(alice.id, "after B is back").await;
+    assert_eq!(alice_on_a.json().await, notification_push(&after));
+    assert_eq!(alice_on_b.json().await, notification_push(&after));
+    let announced = b
+        .announce(json!({ "title": "Hello", "message": "from B", "level": "info" }))
+        .await;
+    expect_global(&mut alice_on_a, &announced).await;
+    expect_global(&mut alice_on_b, &announced).await;
+    silence_on(&mut [&mut alice_on_a, &mut alice_on_b]).await;
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL/Redis"]
+async fn a_node_starts_unready_without_redis_and_becomes_ready_when_it_appears() {
+    let redis_port = free_port();
+    let db = fresh_postgres().await;
+    let config = ClusterConfig {
+        database_url: db.url.clone(),
+        redis_url: format!("redis://127.0.0.1:{redis_port}"),
+        channel_prefix: unique_channel_prefix(),
+    };
+
+    let node = Node::spawn(&config, free_port()).await;
+    let (status, body) = node.get("/readyz", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body, json!({ "database": true, "channel_layer": false }));
+    // It serves meanwhile: accounts, sockets and local pushes work.
+    let alice = node.new_user().await;
+    let mut socket = node.ws(&alice).await;
+    let created = node.notify(alice.id, "before Redis").await;
+    assert_eq!(socket.json().await, notification_push(&created));
+
+    let _redis = PrivateRedis::start_on(redis_port).await;
+    node.wait_readiness(true).await;
+    wait_for_subscribers(&config.redis_url, &config.user_channel(alice.id), 1).await;
+    let created = node.notify(alice.id, "with Redis").await;
+    assert_eq!(socket.json().await, notification_push(&created));
+    socket.expect_silence(QUIET).await;
+}
