@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# CI: start Herald on a fresh SQLite database in a scratch directory and run
+# `herald-bench --smoke` against it: ~300 sockets over 20 users, a few seconds, non-zero exit
+# on any lost, duplicated or misdelivered message, failed connect or failed create.
+#
+# Env: CARGO_TARGET_DIR (default target/); HERALD_BIN / BENCH_BIN use prebuilt binaries
+# instead of building (debug profile, like the rest of CI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+if [ -z "${HERALD_BIN:-}" ]; then
+    cargo build --bin herald
+    HERALD_BIN="$TARGET_DIR/debug/herald"
+fi
+if [ -z "${BENCH_BIN:-}" ]; then
+    cargo build -p herald-bench
+    BENCH_BIN="$TARGET_DIR/debug/herald-bench"
+fi
+
+WORK="$(mktemp -d /tmp/herald-smoke.XXXXXX)"
+PID=""
+cleanup() {
+    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
+        kill "$PID" 2>/dev/null || true
+        for _ in $(seq 1 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# A free loopback port (nothing answers on it).
+PORT=""
+for p in $(seq 18050 18099); do
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then PORT="$p"; break; fi
+done
+[ -n "$PORT" ] || { echo "ci-smoke: no free port in 18050-18099" >&2; exit 1; }
+
+HERALD_BIND="127.0.0.1:$PORT" \
+HERALD_DATABASE_URL="sqlite://$WORK/herald.db?mode=rwc" \
+HERALD_ADMIN_USERNAME=admin HERALD_ADMIN_PASSWORD=admin-pass-123 \
+RUST_LOG=warn "$HERALD_BIN" > "$WORK/herald.log" 2>&1 &
+PID=$!
+
+up=0
+for _ in $(seq 1 300); do
+    kill -0 "$PID" 2>/dev/null || break
+    if curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1; then up=1; break; fi
+    sleep 0.2
+done
+if [ "$up" != 1 ]; then
+    echo "ci-smoke: Herald did not answer /healthz on $PORT" >&2
+    tail -50 "$WORK/herald.log" >&2 || true
+    exit 1
+fi
+
+status=0
+"$BENCH_BIN" --url "http://127.0.0.1:$PORT" --smoke --pid "$PID" --label herald-ci-smoke \
+    --admin-user admin --admin-password admin-pass-123 --json "$WORK/smoke.json" || status=$?
+if [ "$status" != 0 ]; then
+    echo "ci-smoke: herald-bench --smoke failed ($status); server log tail:" >&2
+    tail -50 "$WORK/herald.log" >&2 || true
+fi
+exit "$status"

@@ -1,0 +1,247 @@
+//! herald-bench: load benchmark for Herald and its peers.
+//!
+//! It speaks only the public contract (shared/API.md): register/login, the Bearer
+//! WebSocket at /ws/notifications/, the admin create endpoints and the two list
+//! endpoints. So the same binary runs unchanged against Herald, the Django seed and
+//! the Node peer. It only ever targets loopback addresses, and every loop in it is
+//! bounded in count and in time.
+
+mod api;
+mod procfs;
+mod report;
+mod run;
+mod sockets;
+mod stats;
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use clap::parser::ValueSource;
+use clap::{CommandFactory as _, FromArgMatches as _, Parser};
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "herald-bench",
+    args_override_self = true,
+    about = "Load benchmark for Herald (and its peers): sockets, fan-out, per-user pushes, REST",
+    after_help = "Only loopback targets are accepted. --smoke: ~300 sockets over 20 users, \
+                  exits non-zero on any lost, duplicated or misdelivered message or failed connect."
+)]
+pub struct Args {
+    /// Base URL of the server under test (loopback only).
+    #[arg(long, default_value = "http://127.0.0.1:8000")]
+    pub url: String,
+    #[arg(long, default_value = "admin")]
+    pub admin_user: String,
+    #[arg(long, default_value = "admin-pass-123")]
+    pub admin_password: String,
+    /// Users to register and log in (jobseekers).
+    #[arg(long, default_value_t = 200)]
+    pub users: usize,
+    /// WebSockets to open, spread round-robin over the users.
+    #[arg(long, default_value_t = 10_000)]
+    pub sockets: usize,
+    /// PID of the server process, for RSS and CPU figures from /proc.
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Global fan-out rounds.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
+    /// Per-user creates per second in the fixed-rate run.
+    #[arg(long, default_value_t = 200.0)]
+    pub rate: f64,
+    /// Duration of the fixed-rate run, seconds.
+    #[arg(long, default_value_t = 3.0)]
+    pub rate_secs: f64,
+    /// Creates in the flat-out run.
+    #[arg(long, default_value_t = 2000)]
+    pub flat_count: usize,
+    /// Concurrent creators in the flat-out run.
+    #[arg(long, default_value_t = 32)]
+    pub flat_concurrency: usize,
+    /// Sockets (whole users' worth) that the per-user runs target.
+    #[arg(long, default_value_t = 2000)]
+    pub peruser_sockets: usize,
+    /// Duration of each REST throughput run, seconds.
+    #[arg(long, default_value_t = 3.0)]
+    pub rest_secs: f64,
+    /// Keep-alive connections of each REST throughput run.
+    #[arg(long, default_value_t = 32)]
+    pub rest_connections: usize,
+    /// Handshakes in flight at once.
+    #[arg(long, default_value_t = 64)]
+    pub connect_concurrency: usize,
+    /// Registrations / logins in flight at once.
+    #[arg(long, default_value_t = 8)]
+    pub auth_concurrency: usize,
+    /// Source addresses 127.0.0.2.. to spread sockets over (IPv4 loopback targets only).
+    #[arg(long, default_value_t = 16)]
+    pub source_addrs: usize,
+    /// Bound on each wait (one global round, one per-user run's deliveries), seconds.
+    #[arg(long, default_value_t = 30.0)]
+    pub timeout: f64,
+    /// Bound on the connect phase and on the register/login phase, seconds each.
+    #[arg(long, default_value_t = 300.0)]
+    pub setup_timeout: f64,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Phases to run (comma-separated subset of connect,global,peruser,rest).
+    #[arg(long, default_value = "connect,global,peruser,rest")]
+    pub phases: String,
+    /// CI mode: small, quick, fails on any correctness problem.
+    #[arg(long)]
+    pub smoke: bool,
+    /// Name of this run in reports.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Tokio worker threads: 1 runs everything on one current-thread runtime.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Print a markdown table combining these JSON reports, and exit.
+    #[arg(long, num_args = 1.., value_name = "JSON")]
+    pub combine: Vec<PathBuf>,
+}
+
+impl Args {
+    /// Smoke mode shrinks every size that was not given explicitly.
+    fn apply_smoke(&mut self, matches: &clap::ArgMatches) {
+        let defaulted = |id: &str| matches.value_source(id) != Some(ValueSource::CommandLine);
+        if defaulted("sockets") {
+            self.sockets = 300;
+        }
+        if defaulted("users") {
+            self.users = 20;
+        }
+        if defaulted("rounds") {
+            self.rounds = 3;
+        }
+        if defaulted("rate") {
+            self.rate = 100.0;
+        }
+        if defaulted("rate_secs") {
+            self.rate_secs = 1.0;
+        }
+        if defaulted("flat_count") {
+            self.flat_count = 200;
+        }
+        if defaulted("flat_concurrency") {
+            self.flat_concurrency = 8;
+        }
+        if defaulted("peruser_sockets") {
+            self.peruser_sockets = 300;
+        }
+        if defaulted("rest_secs") {
+            self.rest_secs = 1.0;
+        }
+        if defaulted("rest_connections") {
+            self.rest_connections = 8;
+        }
+        if defaulted("timeout") {
+            self.timeout = 15.0;
+        }
+        if defaulted("setup_timeout") {
+            self.setup_timeout = 120.0;
+        }
+    }
+
+    pub fn has_phase(&self, name: &str) -> bool {
+        self.phases.split(',').any(|p| p.trim() == name)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        for p in self.phases.split(',') {
+            if !["connect", "global", "peruser", "rest"].contains(&p.trim()) {
+                bail!("unknown phase {p:?} (connect, global, peruser, rest)");
+            }
+        }
+        if self.users == 0 {
+            bail!("--users must be at least 1");
+        }
+        if !(self.rate > 0.0 && self.rate <= 100_000.0) {
+            bail!("--rate must be in (0, 100000]");
+        }
+        if !(self.rate_secs > 0.0 && self.rate_secs <= 600.0) {
+            bail!("--rate-secs must be in (0, 600]");
+        }
+        if !(self.rest_secs > 0.0 && self.rest_secs <= 600.0) {
+            bail!("--rest-secs must be in (0, 600]");
+        }
+        if !(self.timeout > 0.0 && self.timeout <= 600.0) {
+            bail!("--timeout must be in (0, 600]");
+        }
+        if !(self.setup_timeout > 0.0 && self.setup_timeout <= 3600.0) {
+            bail!("--setup-timeout must be in (0, 3600]");
+        }
+        if self.sockets > 1_000_000 || self.users > 100_000 || self.flat_count > 1_000_000 {
+            bail!("sizes are capped: sockets ≤ 1e6, users ≤ 1e5, flat-count ≤ 1e6");
+        }
+        if self.source_addrs > 250 {
+            bail!("--source-addrs is at most 250");
+        }
+        Ok(())
+    }
+}
+
+/// Raises RLIMIT_NOFILE to its hard limit; returns the soft limit now in force.
+fn raise_nofile() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("warning: could not raise RLIMIT_NOFILE: {e}");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    match real_main() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("herald-bench: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn real_main() -> anyhow::Result<std::process::ExitCode> {
+    let matches = Args::command().get_matches();
+    let mut args = Args::from_arg_matches(&matches)?;
+    if !args.combine.is_empty() {
+        print!("{}", report::combine(&args.combine)?);
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    if args.smoke {
+        args.apply_smoke(&matches);
+    }
+    args.validate()?;
+    let nofile = raise_nofile();
+    // Each socket is one fd; keep headroom for HTTP connections, the runtime and stdio.
+    let headroom = 64 + args.rest_connections as u64 + args.flat_concurrency as u64 + 256;
+    if args.sockets as u64 + headroom > nofile {
+        bail!(
+            "--sockets {} needs about {} file descriptors; RLIMIT_NOFILE is {nofile} \
+             (raise `ulimit -n` or ask for fewer sockets)",
+            args.sockets,
+            args.sockets as u64 + headroom
+        );
+    }
+    let runtime = if args.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads.min(8))
+            .enable_all()
+            .build()
+    }
+    .context("starting the tokio runtime")?;
+    let smoke = args.smoke;
+    let report = runtime.block_on(run::run(args))?;
+    // Dropping the runtime drops the remaining socket tasks.
+    drop(runtime);
+    if smoke && !report.ok {
+        eprintln!("herald-bench --smoke: FAILED");
+        return Ok(std::process::ExitCode::FAILURE);
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}

@@ -1,0 +1,142 @@
+//! Server and self figures read from /proc (Linux only; absent figures are `None`).
+
+/// Linux exports utime/stime in USER_HZ, which the kernel ABI fixes at 100 on every
+/// architecture this tool runs on (sysconf(_SC_CLK_TCK) answers the same).
+const CLOCK_TICKS_PER_SEC: f64 = 100.0;
+
+/// Resident set size (VmRSS) of `pid` in KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// User + system CPU seconds consumed so far by `pid` (all its threads).
+pub fn cpu_secs(pid: u32) -> Option<f64> {
+    cpu_secs_of(&format!("/proc/{pid}/stat"))
+}
+
+/// User + system CPU seconds consumed so far by this process.
+pub fn self_cpu_secs() -> Option<f64> {
+    cpu_secs_of("/proc/self/stat")
+}
+
+fn cpu_secs_of(path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces: split after
+    // the last ')'. What follows starts at field 3 (state); utime and stime are 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / CLOCK_TICKS_PER_SEC)
+}
+
+/// Machine-wide CPU seconds from the first line of /proc/stat (all cores).
+#[derive(Debug, Clone, Copy)]
+pub struct MachineCpu {
+    /// user + nice + system + irq (guest time is already inside user).
+    pub busy: f64,
+    /// softirq: on loopback this is mostly the network stack carrying our own traffic.
+    pub softirq: f64,
+    /// steal: time the hypervisor gave to other guests.
+    pub steal: f64,
+}
+
+pub fn machine_cpu() -> Option<MachineCpu> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal
+    let field = |i: usize| v.get(i).copied().unwrap_or(0) as f64 / CLOCK_TICKS_PER_SEC;
+    if v.len() < 4 {
+        return None;
+    }
+    Some(MachineCpu {
+        busy: field(0) + field(1) + field(2) + field(5),
+        softirq: field(6),
+        steal: field(7),
+    })
+}
+
+/// The 1-minute load average.
+pub fn loadavg1() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// CPU figures of one stretch of a run.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CpuUse {
+    /// The server process (when --pid was given).
+    pub server: Option<f64>,
+    /// This tool.
+    pub bench: Option<f64>,
+    /// Everything else on the machine: busy CPU of all cores less server and tool
+    /// (softirq and steal apart). Well above zero means a shared, busy machine.
+    pub other: Option<f64>,
+    /// Softirq time of all cores (mostly loopback networking of the run itself).
+    pub softirq: Option<f64>,
+    /// Steal time of all cores (the hypervisor serving other guests).
+    pub steal: Option<f64>,
+}
+
+/// CPU meter over one stretch of a run: server (when a pid is known), this tool, the rest.
+pub struct CpuMeter {
+    pid: Option<u32>,
+    server0: Option<f64>,
+    self0: Option<f64>,
+    machine0: Option<MachineCpu>,
+}
+
+fn delta(now: Option<f64>, then: Option<f64>) -> Option<f64> {
+    Some(now? - then?)
+}
+
+impl CpuMeter {
+    pub fn start(pid: Option<u32>) -> Self {
+        Self {
+            pid,
+            server0: pid.and_then(cpu_secs),
+            self0: self_cpu_secs(),
+            machine0: machine_cpu(),
+        }
+    }
+
+    /// CPU seconds used since `start`.
+    pub fn read(&self) -> CpuUse {
+        let server = delta(self.pid.and_then(cpu_secs), self.server0);
+        let bench = delta(self_cpu_secs(), self.self0);
+        let now = machine_cpu();
+        let busy = delta(now.map(|m| m.busy), self.machine0.map(|m| m.busy));
+        let other = busy.map(|m| (m - bench.unwrap_or(0.0) - server.unwrap_or(0.0)).max(0.0));
+        CpuUse {
+            server,
+            bench,
+            other,
+            softirq: delta(now.map(|m| m.softirq), self.machine0.map(|m| m.softirq)),
+            steal: delta(now.map(|m| m.steal), self.machine0.map(|m| m.steal)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_own_figures() {
+        assert!(self_cpu_secs().is_some());
+        let pid = std::process::id();
+        assert!(rss_kib(pid).is_some_and(|k| k > 0));
+        assert!(cpu_secs(pid).is_some());
+        assert!(machine_cpu().is_some());
+        assert!(loadavg1().is_some());
+    }
+}

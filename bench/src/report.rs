@@ -1,0 +1,596 @@
+//! The JSON report, the human summary and the combined markdown table.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::stats::Dist;
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub tool: &'static str,
+    pub label: String,
+    pub url: String,
+    pub run: String,
+    pub smoke: bool,
+    pub params: BTreeMap<String, Value>,
+    pub auth: Option<Auth>,
+    pub connect: Option<Connect>,
+    pub global: Option<Global>,
+    pub peruser: Option<PerUser>,
+    pub rest: Option<Rest>,
+    /// Sockets the server closed (or that broke) during the run, by reason.
+    pub sockets_closed: BTreeMap<String, u64>,
+    /// Frames that were not notifications of this run / not JSON.
+    pub other_frames: u64,
+    pub bad_frames: u64,
+    /// Correctness problems (lost, duplicated, misdelivered, failed connects...).
+    pub problems: Vec<String>,
+    pub ok: bool,
+    pub total_secs: f64,
+    /// 1-minute load average at start and end: how busy the shared machine was.
+    pub loadavg_start: Option<f64>,
+    pub loadavg_end: Option<f64>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Auth {
+    pub users: usize,
+    pub register_secs: f64,
+    pub login_secs: f64,
+    pub register_per_s: Option<f64>,
+    pub login_per_s: Option<f64>,
+    /// Server RSS before the first registration and after the last login.
+    pub server_rss_before_kib: Option<u64>,
+    pub server_rss_after_kib: Option<u64>,
+    pub server_cpu_s: Option<f64>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Connect {
+    pub attempted: usize,
+    pub requested: usize,
+    pub connected: usize,
+    pub failed: u64,
+    pub failures: BTreeMap<String, u64>,
+    pub secs: f64,
+    pub handshakes_per_s: Option<f64>,
+    pub handshake: Option<Dist>,
+    pub source_addresses: usize,
+    pub server_rss_before_kib: Option<u64>,
+    pub server_rss_after_kib: Option<u64>,
+    pub server_kib_per_socket: Option<f64>,
+    pub server_cpu_s: Option<f64>,
+    pub server_cpu_ms_per_handshake: Option<f64>,
+    pub bench_cpu_s: Option<f64>,
+    /// CPU used by everything else on the machine meanwhile (shared-machine noise).
+    pub other_cpu_s: Option<f64>,
+    /// Softirq (loopback networking) and hypervisor steal time of all cores meanwhile.
+    pub softirq_cpu_s: Option<f64>,
+    pub steal_cpu_s: Option<f64>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct GlobalRound {
+    pub round: usize,
+    pub expected: usize,
+    pub delivered: usize,
+    pub lost: usize,
+    pub duplicated: usize,
+    pub post_ms: f64,
+    pub fanout_ms: Option<f64>,
+    pub deliveries_per_s: Option<f64>,
+    pub latency: Option<Dist>,
+    pub timed_out: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Global {
+    pub sockets: usize,
+    pub rounds: Vec<GlobalRound>,
+    pub expected: usize,
+    pub delivered: usize,
+    pub lost: usize,
+    pub duplicated: usize,
+    pub late: usize,
+    pub latency: Option<Dist>,
+    /// Deliveries over the summed fan-out spans (POST sent → last arrival) of all rounds.
+    pub deliveries_per_s: Option<f64>,
+    pub server_cpu_s: Option<f64>,
+    pub server_cpu_us_per_delivery: Option<f64>,
+    pub bench_cpu_s: Option<f64>,
+    /// CPU used by everything else on the machine meanwhile (shared-machine noise).
+    pub other_cpu_s: Option<f64>,
+    /// Softirq (loopback networking) and hypervisor steal time of all cores meanwhile.
+    pub softirq_cpu_s: Option<f64>,
+    pub steal_cpu_s: Option<f64>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct PerUserRun {
+    pub mode: String,
+    pub target_rate: Option<f64>,
+    pub concurrency: usize,
+    /// Creates planned.
+    pub creates: usize,
+    /// Creates sent (fewer than planned when the --timeout bound cut the run short).
+    pub sent: usize,
+    /// Creates answered 201.
+    pub created: usize,
+    pub create_errors: BTreeMap<String, u64>,
+    pub behind_schedule: usize,
+    /// From the run's start to the last 201.
+    pub create_secs: f64,
+    /// Successful creates over `create_secs`.
+    pub creates_per_s: Option<f64>,
+    /// The pace at which the POSTs were sent (offered load).
+    pub sent_per_s: Option<f64>,
+    pub create_latency: Option<Dist>,
+    pub expected: usize,
+    pub delivered: usize,
+    pub deliveries_per_s: Option<f64>,
+    pub lost: usize,
+    pub duplicated: usize,
+    pub misdelivered: usize,
+    pub id_mismatch: usize,
+    pub unknown_seq: usize,
+    pub latency: Option<Dist>,
+    pub timed_out: bool,
+    pub server_cpu_s: Option<f64>,
+    pub server_cpu_us_per_delivery: Option<f64>,
+    pub bench_cpu_s: Option<f64>,
+    /// CPU used by everything else on the machine meanwhile (shared-machine noise).
+    pub other_cpu_s: Option<f64>,
+    /// Softirq (loopback networking) and hypervisor steal time of all cores meanwhile.
+    pub softirq_cpu_s: Option<f64>,
+    pub steal_cpu_s: Option<f64>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct PerUser {
+    pub users: usize,
+    pub sockets: usize,
+    pub runs: Vec<PerUserRun>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct RestRun {
+    pub endpoint: String,
+    /// "ok", or "n/a" when the server lacks the endpoint (404/405 on the probe).
+    pub status: String,
+    pub detail: Option<String>,
+    pub connections: usize,
+    pub secs: f64,
+    pub requests: u64,
+    pub errors: BTreeMap<String, u64>,
+    pub requests_per_s: Option<f64>,
+    pub latency: Option<Dist>,
+    pub body_bytes: Option<usize>,
+    pub listed: Option<u64>,
+    pub server_cpu_s: Option<f64>,
+    pub bench_cpu_s: Option<f64>,
+    /// CPU used by everything else on the machine meanwhile (shared-machine noise).
+    pub other_cpu_s: Option<f64>,
+    /// Softirq (loopback networking) and hypervisor steal time of all cores meanwhile.
+    pub softirq_cpu_s: Option<f64>,
+    pub steal_cpu_s: Option<f64>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Rest {
+    pub runs: Vec<RestRun>,
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    match v {
+        Some(v) => format!("{v:.digits$}"),
+        None => "n/a".to_owned(),
+    }
+}
+
+fn dist_cell(d: &Option<Dist>) -> String {
+    match d {
+        Some(d) => format!("{:.2} / {:.2} / {:.2}", d.p50_ms, d.p99_ms, d.max_ms),
+        None => "n/a".to_owned(),
+    }
+}
+
+/// The readable summary printed at the end of a run.
+pub fn summary(r: &Report) -> String {
+    let mut rows: Vec<(String, String)> = Vec::new();
+    let mut row = |k: &str, v: String| rows.push((k.to_owned(), v));
+    row("label", format!("{} ({})", r.label, r.url));
+    if let Some(a) = &r.auth {
+        row(
+            "users registered+logged in",
+            format!(
+                "{} (register {}/s, login {}/s)",
+                a.users,
+                opt(a.register_per_s, 1),
+                opt(a.login_per_s, 1)
+            ),
+        );
+        row(
+            "server RSS before→after auth (KiB)",
+            format!(
+                "{} → {}",
+                a.server_rss_before_kib.map_or("n/a".into(), |v| v.to_string()),
+                a.server_rss_after_kib.map_or("n/a".into(), |v| v.to_string())
+            ),
+        );
+    }
+    if let Some(c) = &r.connect {
+        row(
+            "sockets connected / requested",
+            format!("{} / {} ({} failed)", c.connected, c.requested, c.failed),
+        );
+        if !c.failures.is_empty() {
+            row("connect failures", format!("{:?}", c.failures));
+        }
+        row("connect rate (handshakes/s)", opt(c.handshakes_per_s, 1));
+        row("handshake ms p50/p99/max", dist_cell(&c.handshake));
+        row(
+            "server RSS before→after (KiB)",
+            format!(
+                "{} → {}",
+                c.server_rss_before_kib.map_or("n/a".into(), |v| v.to_string()),
+                c.server_rss_after_kib.map_or("n/a".into(), |v| v.to_string())
+            ),
+        );
+        row("server KiB per socket", opt(c.server_kib_per_socket, 2));
+        row("server CPU ms per handshake", opt(c.server_cpu_ms_per_handshake, 3));
+    }
+    if let Some(g) = &r.global {
+        row(
+            "global: delivered / expected",
+            format!(
+                "{} / {} over {} rounds (lost {}, dup {}, late {})",
+                g.delivered,
+                g.expected,
+                g.rounds.len(),
+                g.lost,
+                g.duplicated,
+                g.late
+            ),
+        );
+        row("global latency ms p50/p99/max", dist_cell(&g.latency));
+        row("global deliveries/s", opt(g.deliveries_per_s, 0));
+        row("global server CPU µs/delivery", opt(g.server_cpu_us_per_delivery, 2));
+    }
+    if let Some(p) = &r.peruser {
+        row("per-user subset", format!("{} users, {} sockets", p.users, p.sockets));
+        for run in &p.runs {
+            let m = &run.mode;
+            row(
+                &format!("per-user {m}: creates ok/sent/planned"),
+                format!(
+                    "{} / {} / {} at {}/s (sent at {}/s, target {}, {} behind schedule)",
+                    run.created,
+                    run.sent,
+                    run.creates,
+                    opt(run.creates_per_s, 1),
+                    opt(run.sent_per_s, 1),
+                    opt(run.target_rate, 0),
+                    run.behind_schedule
+                ),
+            );
+            row(
+                &format!("per-user {m}: delivered / expected"),
+                format!(
+                    "{} / {} (lost {}, dup {}, misdelivered {}, id mismatch {})",
+                    run.delivered, run.expected, run.lost, run.duplicated, run.misdelivered, run.id_mismatch
+                ),
+            );
+            row(
+                &format!("per-user {m}: create→arrival ms p50/p99/max"),
+                dist_cell(&run.latency),
+            );
+            row(
+                &format!("per-user {m}: POST ms p50/p99/max"),
+                dist_cell(&run.create_latency),
+            );
+            row(&format!("per-user {m}: deliveries/s"), opt(run.deliveries_per_s, 0));
+            row(
+                &format!("per-user {m}: server CPU µs/delivery"),
+                opt(run.server_cpu_us_per_delivery, 2),
+            );
+        }
+    }
+    if let Some(rest) = &r.rest {
+        for run in &rest.runs {
+            let v = if run.status == "ok" {
+                format!(
+                    "{} req/s, ms p50/p99/max {}, {} errors, {} conns, {} B body",
+                    opt(run.requests_per_s, 0),
+                    dist_cell(&run.latency),
+                    run.errors.values().sum::<u64>(),
+                    run.connections,
+                    run.body_bytes.map_or("?".into(), |b| b.to_string())
+                )
+            } else {
+                format!("{} {}", run.status, run.detail.clone().unwrap_or_default())
+            };
+            row(&format!("GET {}", run.endpoint), v);
+        }
+    }
+    // CPU seconds per stretch: who used the two cores (others = the rest of the machine).
+    type CpuRow = (String, [Option<f64>; 5]);
+    let mut cpu: Vec<CpuRow> = Vec::new();
+    if let Some(c) = &r.connect {
+        let v = [
+            c.server_cpu_s,
+            c.bench_cpu_s,
+            c.other_cpu_s,
+            c.softirq_cpu_s,
+            c.steal_cpu_s,
+        ];
+        cpu.push(("connect".into(), v));
+    }
+    if let Some(g) = &r.global {
+        let v = [
+            g.server_cpu_s,
+            g.bench_cpu_s,
+            g.other_cpu_s,
+            g.softirq_cpu_s,
+            g.steal_cpu_s,
+        ];
+        cpu.push(("global".into(), v));
+    }
+    for p in r.peruser.iter().flat_map(|p| &p.runs) {
+        let v = [
+            p.server_cpu_s,
+            p.bench_cpu_s,
+            p.other_cpu_s,
+            p.softirq_cpu_s,
+            p.steal_cpu_s,
+        ];
+        cpu.push((format!("per-user {}", p.mode), v));
+    }
+    for x in r.rest.iter().flat_map(|p| &p.runs).filter(|x| x.status == "ok") {
+        let v = [
+            x.server_cpu_s,
+            x.bench_cpu_s,
+            x.other_cpu_s,
+            x.softirq_cpu_s,
+            x.steal_cpu_s,
+        ];
+        cpu.push((format!("GET {}", x.endpoint), v));
+    }
+    for (name, v) in cpu {
+        let cells: Vec<String> = v.iter().map(|c| opt(*c, 2)).collect();
+        row(
+            &format!("CPU s srv/bench/others/softirq/steal: {name}"),
+            cells.join(" / "),
+        );
+    }
+    row(
+        "load average start → end",
+        format!("{} → {}", opt(r.loadavg_start, 2), opt(r.loadavg_end, 2)),
+    );
+    if !r.sockets_closed.is_empty() {
+        row("sockets closed during run", format!("{:?}", r.sockets_closed));
+    }
+    row("other / bad frames", format!("{} / {}", r.other_frames, r.bad_frames));
+    row(
+        "result",
+        if r.ok {
+            "OK".to_owned()
+        } else {
+            format!("PROBLEMS: {}", r.problems.join("; "))
+        },
+    );
+    let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (k, v) in rows {
+        let _ = writeln!(out, "{k:<width$}  {v}");
+    }
+    out
+}
+
+/// Reads several JSON reports and renders one markdown table, one column per report.
+pub fn combine(files: &[PathBuf]) -> anyhow::Result<String> {
+    let mut reports = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        let v: Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", f.display()))?;
+        reports.push(v);
+    }
+    Ok(markdown(&reports))
+}
+
+fn at<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(v, |v, key| match key.parse::<usize>() {
+        Ok(i) => v.get(i),
+        Err(_) => v.get(key),
+    })
+}
+
+fn num(v: &Value, path: &str, digits: usize) -> String {
+    match at(v, path).and_then(Value::as_f64) {
+        Some(x) => format!("{x:.digits$}"),
+        None => "n/a".to_owned(),
+    }
+}
+
+fn lat(v: &Value, path: &str) -> String {
+    match at(v, path).filter(|d| !d.is_null()) {
+        Some(d) => format!("{} / {}", num(d, "p50_ms", 2), num(d, "p99_ms", 2)),
+        None => "n/a".to_owned(),
+    }
+}
+
+fn peruser_run<'a>(v: &'a Value, mode: &str) -> Option<&'a Value> {
+    at(v, "peruser.runs")?
+        .as_array()?
+        .iter()
+        .find(|r| r.get("mode").and_then(Value::as_str) == Some(mode))
+}
+
+fn rest_run<'a>(v: &'a Value, endpoint: &str) -> Option<&'a Value> {
+    at(v, "rest.runs")?
+        .as_array()?
+        .iter()
+        .find(|r| r.get("endpoint").and_then(Value::as_str) == Some(endpoint))
+}
+
+fn rest_cell(v: &Value, endpoint: &str) -> String {
+    match rest_run(v, endpoint) {
+        Some(r) if r.get("status").and_then(Value::as_str) == Some("ok") => format!(
+            "{} req/s ({} ms p50/p99)",
+            num(r, "requests_per_s", 0),
+            lat(r, "latency")
+        ),
+        Some(r) if r.get("status").and_then(Value::as_str) == Some("error") => "error".to_owned(),
+        _ => "n/a".to_owned(),
+    }
+}
+
+fn counts(obj: &Value, keys: &[&str]) -> String {
+    keys.iter()
+        .map(|k| {
+            obj.get(*k)
+                .and_then(Value::as_u64)
+                .map_or("?".to_owned(), |n| n.to_string())
+        })
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+pub fn markdown(reports: &[Value]) -> String {
+    type Cell = Box<dyn Fn(&Value) -> String>;
+    let rows: Vec<(&str, Cell)> = vec![
+        (
+            "sockets connected / requested",
+            Box::new(|v| {
+                format!(
+                    "{} / {}",
+                    num(v, "connect.connected", 0),
+                    num(v, "connect.requested", 0)
+                )
+            }),
+        ),
+        ("users", Box::new(|v| num(v, "auth.users", 0))),
+        (
+            "connect rate (handshakes/s)",
+            Box::new(|v| num(v, "connect.handshakes_per_s", 0)),
+        ),
+        ("handshake ms p50 / p99", Box::new(|v| lat(v, "connect.handshake"))),
+        (
+            "server KiB per socket",
+            Box::new(|v| num(v, "connect.server_kib_per_socket", 1)),
+        ),
+        (
+            "server RSS with all sockets (MiB)",
+            Box::new(|v| {
+                at(v, "connect.server_rss_after_kib")
+                    .and_then(Value::as_f64)
+                    .map_or("n/a".into(), |k| format!("{:.0}", k / 1024.0))
+            }),
+        ),
+        (
+            "global fan-out latency ms p50 / p99",
+            Box::new(|v| lat(v, "global.latency")),
+        ),
+        (
+            "global fan-out max ms",
+            Box::new(|v| num(v, "global.latency.max_ms", 1)),
+        ),
+        (
+            "global deliveries/s",
+            Box::new(|v| num(v, "global.deliveries_per_s", 0)),
+        ),
+        (
+            "global server CPU µs per delivery",
+            Box::new(|v| num(v, "global.server_cpu_us_per_delivery", 2)),
+        ),
+        (
+            "global lost / duplicated",
+            Box::new(|v| {
+                at(v, "global")
+                    .filter(|g| !g.is_null())
+                    .map_or("n/a".into(), |g| counts(g, &["lost", "duplicated"]))
+            }),
+        ),
+        (
+            "per-user fixed rate: achieved creates/s",
+            Box::new(|v| {
+                peruser_run(v, "rate").map_or("n/a".into(), |r| {
+                    format!("{} (target {})", num(r, "creates_per_s", 0), num(r, "target_rate", 0))
+                })
+            }),
+        ),
+        (
+            "per-user fixed rate: create→arrival ms p50 / p99",
+            Box::new(|v| peruser_run(v, "rate").map_or("n/a".into(), |r| lat(r, "latency"))),
+        ),
+        (
+            "per-user flat out: creates/s",
+            Box::new(|v| peruser_run(v, "flat").map_or("n/a".into(), |r| num(r, "creates_per_s", 0))),
+        ),
+        (
+            "per-user flat out: deliveries/s",
+            Box::new(|v| peruser_run(v, "flat").map_or("n/a".into(), |r| num(r, "deliveries_per_s", 0))),
+        ),
+        (
+            "per-user flat out: create→arrival ms p50 / p99",
+            Box::new(|v| peruser_run(v, "flat").map_or("n/a".into(), |r| lat(r, "latency"))),
+        ),
+        (
+            "per-user flat out: server CPU µs per delivery",
+            Box::new(|v| peruser_run(v, "flat").map_or("n/a".into(), |r| num(r, "server_cpu_us_per_delivery", 2))),
+        ),
+        (
+            "per-user lost / dup / misdelivered",
+            Box::new(|v| {
+                let cells: Vec<String> = ["rate", "flat"]
+                    .iter()
+                    .filter_map(|mode| {
+                        peruser_run(v, mode)
+                            .map(|r| format!("{mode}: {}", counts(r, &["lost", "duplicated", "misdelivered"])))
+                    })
+                    .collect();
+                if cells.is_empty() {
+                    "n/a".into()
+                } else {
+                    cells.join(", ")
+                }
+            }),
+        ),
+        (
+            "GET /api/notifications/ (50 items, 32 conns)",
+            Box::new(|v| rest_cell(v, "/api/notifications/")),
+        ),
+        (
+            "GET /api/global-notifications/",
+            Box::new(|v| rest_cell(v, "/api/global-notifications/")),
+        ),
+        (
+            "result",
+            Box::new(|v| {
+                if v.get("ok").and_then(Value::as_bool) == Some(true) {
+                    "ok".into()
+                } else {
+                    let n = v.get("problems").and_then(Value::as_array).map_or(0, Vec::len);
+                    format!("{n} problem(s)")
+                }
+            }),
+        ),
+    ];
+    let mut out = String::new();
+    let labels: Vec<String> = reports
+        .iter()
+        .map(|r| r.get("label").and_then(Value::as_str).unwrap_or("?").to_owned())
+        .collect();
+    let _ = writeln!(out, "| metric | {} |", labels.join(" | "));
+    let _ = writeln!(out, "| --- |{}", " ---: |".repeat(labels.len()));
+    for (name, cell) in &rows {
+        let cells: Vec<String> = reports.iter().map(cell).collect();
+        let _ = writeln!(out, "| {name} | {} |", cells.join(" | "));
+    }
+    out
+}
