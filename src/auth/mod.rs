@@ -81,6 +81,8 @@ pub struct AuthService {
     cache: RwLock<HashMap<String, Credential>>,
     /// Off while another node's revocations could be missed (channel layer down).
     cache_enabled: AtomicBool,
+    /// Password hashes allowed to run at once.
+    hash_slots: tokio::sync::Semaphore,
 }
 
 impl AuthService {
@@ -90,6 +92,7 @@ impl AuthService {
             lifetime: Duration::hours(i64::from(lifetime_hours)),
             cache: RwLock::new(HashMap::new()),
             cache_enabled: AtomicBool::new(true),
+            hash_slots: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
         }
     }
 
@@ -147,7 +150,9 @@ impl AuthService {
         // Verify against a dummy hash for unknown names so timing does not reveal which exist.
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         let candidate = password.to_string();
-        let ok = actix_web::web::block(move || password::verify(&candidate, stored.as_deref())).await?;
+        let ok = self
+            .hashing(move || password::verify(&candidate, stored.as_deref()))
+            .await?;
         let (Some(user), true) = (user, ok) else {
             return Err(ApiError::Unauthorized);
         };
@@ -228,7 +233,7 @@ impl AuthService {
             return Err(ApiError::Conflict("username is already taken".into()));
         }
         let plain = password.expose().to_string();
-        let hash = actix_web::web::block(move || password::hash(&plain)).await??;
+        let hash = self.hashing(move || password::hash(&plain)).await??;
         let inserted = user::ActiveModel {
             username: Set(username.as_str().to_string()),
             password_hash: Set(hash),
@@ -249,7 +254,7 @@ impl AuthService {
     /// Creates the admin account, or resets its password and role (bootstrap and `create-admin`).
     pub async fn ensure_admin(&self, username: &Username, password: &Password) -> Result<user::Model, ApiError> {
         let plain = password.expose().to_string();
-        let hash = actix_web::web::block(move || password::hash(&plain)).await??;
+        let hash = self.hashing(move || password::hash(&plain)).await??;
         let existing = user::Entity::find()
             .filter(user::Column::Username.eq(username.as_str()))
             .one(&self.db)
@@ -274,6 +279,17 @@ impl AuthService {
             }
         };
         Ok(model)
+    }
+
+    /// Runs an Argon2 computation off the event loop, at most one per core at a time: each
+    /// takes 19 MiB and a core, so a login flood queues instead of exhausting memory.
+    async fn hashing<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+        let _permit = self
+            .hash_slots
+            .acquire()
+            .await
+            .map_err(|e| ApiError::Internal(format!("hashing unavailable: {e}")))?;
+        Ok(actix_web::web::block(work).await?)
     }
 
     fn read_cache(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Credential>> {

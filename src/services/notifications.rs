@@ -10,10 +10,10 @@ use std::{
 
 use actix::Addr;
 use bytes::Bytes;
-use entity::{notification, user};
+use entity::notification;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, sea_query::Expr,
+    QueryOrder, QuerySelect, SqlErr, sea_query::Expr,
 };
 
 use crate::{
@@ -167,12 +167,10 @@ pub struct NewNotification {
 
 /// Saves a notification for an existing user; the entity hook pushes it.
 pub async fn create(db: &DatabaseConnection, new: NewNotification) -> Result<notification::Model, ApiError> {
-    let user_id =
-        i32::try_from(new.user_id).map_err(|_| ApiError::BadRequest("user_id does not name a user".into()))?;
-    if user::Entity::find_by_id(user_id).one(db).await?.is_none() {
-        return Err(ApiError::BadRequest("user_id does not name a user".into()));
-    }
-    let model = notification::ActiveModel {
+    let no_such_user = || ApiError::BadRequest("user_id does not name a user".into());
+    let user_id = i32::try_from(new.user_id).map_err(|_| no_such_user())?;
+    // The foreign key answers "does this user exist" within the insert: one round trip, not two.
+    let inserted = notification::ActiveModel {
         user_id: Set(user_id),
         title: Set(new.title),
         message: Set(new.message),
@@ -181,8 +179,12 @@ pub async fn create(db: &DatabaseConnection, new: NewNotification) -> Result<not
         ..Default::default()
     }
     .insert(db)
-    .await?;
-    Ok(model)
+    .await;
+    match inserted {
+        Ok(model) => Ok(model),
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::ForeignKeyConstraintViolation(_))) => Err(no_such_user()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Marks one of `user_id`'s notifications read (again fine); 404 for anyone else's or unknown.
