@@ -21,6 +21,9 @@ pub struct Settings {
     #[serde(default)]
     pub admin_password: Option<String>,
     pub log_level: String,
+    /// HTTP worker threads; 0 means one per available core (actix-web's default).
+    #[serde(default)]
+    pub workers: usize,
     pub auth: AuthSettings,
     pub limits: LimitSettings,
     pub websocket: WebSocketSettings,

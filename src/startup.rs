@@ -177,6 +177,7 @@ impl Application {
             .limit(settings.limits.body_bytes)
             .error_handler(error::json_error);
         let user_timeout = settings.websocket.client_timeout();
+        let workers = settings.workers;
 
         let server = HttpServer::new(move || {
             App::new()
@@ -195,6 +196,11 @@ impl Application {
         })
         .on_connect(move |conn: &dyn Any, _: &mut Extensions| tune_socket(conn, user_timeout))
         .backlog(LISTEN_BACKLOG as u32)
+        .workers(if workers == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            workers
+        })
         .disable_signals()
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
         .listen(listener)
