@@ -1,7 +1,9 @@
 //! The `herald` binary: `create-admin`, and a bad configuration stopping start-up with one line.
 use std::process::Command;
 
-use crate::helpers::{Backend, spawn_app_with};
+use std::time::Duration;
+
+use crate::helpers::{Backend, ClusterConfig, Node, spawn_app_with};
 
 #[actix_web::test]
 async fn create_admin_command_makes_an_admin_that_can_log_in() {
@@ -42,4 +44,23 @@ fn a_bad_setting_stops_start_up_with_one_clear_line() {
         assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
         assert!(stderr.contains(mentions), "{stderr}");
     }
+}
+
+#[actix_web::test]
+async fn sigterm_says_going_away_to_sockets_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ClusterConfig {
+        database_url: format!("sqlite://{}/herald.db?mode=rwc", dir.path().display()),
+        redis_url: String::new(),
+        channel_prefix: "herald".into(),
+    };
+    let mut node = Node::start(&config).await;
+    let user = node.new_user().await;
+    let mut socket = node.ws(&user).await;
+    let n = node.notify(user.id, "before the signal").await;
+    assert_eq!(socket.json().await["notification"]["id"], n["id"]);
+
+    let status = node.terminate(Duration::from_secs(15)).await;
+    assert_eq!(socket.close_code(Duration::from_secs(5)).await, Some(1001));
+    assert!(status.success(), "exit status {status}");
 }

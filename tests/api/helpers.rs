@@ -606,6 +606,30 @@ impl Node {
         }
     }
 
+    /// Sends SIGTERM (what an orchestrator does) and waits for the process to exit.
+    pub async fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("the node is running");
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for herald") {
+                return status;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "herald did not exit within {within:?} of SIGTERM; its log:\n{}",
+                    self.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Starts the process again on the same port and waits until it is ready.
     pub async fn restart(&mut self) {
         self.kill();

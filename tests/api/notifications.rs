@@ -217,7 +217,34 @@ async fn the_list_reflects_every_write_at_once(backend: Backend) {
     let _: Option<DbErr> = None;
 }
 
+async fn concurrent_writes_all_succeed(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let users = [app.new_user().await, app.new_user().await];
+    // 60 creates at once from many connections: SQLite's writer lock must make them wait, never fail.
+    let creates = (0..60).map(|i| app.notify(users[i % 2].id, "concurrent"));
+    let created = futures_util::future::join_all(creates).await;
+    let paths: Vec<String> = created
+        .iter()
+        .map(|n| format!("/api/notifications/{}/mark-read/", n["id"]))
+        .collect();
+    let reads = paths
+        .iter()
+        .zip(0..)
+        .map(|(path, i)| app.post(path, Some(&users[i % 2].token), None));
+    for (status, body) in futures_util::future::join_all(reads).await {
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    for user in &users {
+        let (_, list) = app.get("/api/notifications/", Some(&user.token)).await;
+        assert_eq!(
+            (list["count"].as_u64(), list["unread_count"].as_u64()),
+            (Some(30), Some(0))
+        );
+    }
+}
+
 both_backends!(
+    concurrent_writes_all_succeed,
     the_list_reflects_every_write_at_once,
     list_has_the_seed_shape_newest_first,
     mark_read_is_for_the_owner_only,
