@@ -109,13 +109,7 @@ async fn me_answers_for_bearer_and_cookie(backend: Backend) {
         json!({ "id": user.id, "username": user.username, "role": "jobseeker" })
     );
 
-    let resp = app
-        .http
-        .get(app.url("/api/auth/me/"))
-        .header("Cookie", user.cookie_header())
-        .send()
-        .await
-        .unwrap();
+    let resp = app.as_browser(Method::GET, "/api/auth/me/", &user, None).await;
     assert_eq!(resp.status(), StatusCode::OK);
 
     let (status, body) = app.get("/api/auth/me/", None).await;
@@ -155,31 +149,20 @@ async fn logout_revokes_the_credential_at_once(backend: Backend) {
 async fn cookie_requests_need_the_csrf_header(backend: Backend) {
     let app = spawn_app_with(backend, |_| {}).await;
     let user = app.new_user().await;
-    let mark_all = app.url("/api/notifications/mark-all-read/");
+    let mark_all = "/api/notifications/mark-all-read/";
 
-    let no_header = app
-        .http
-        .post(&mark_all)
-        .header("Cookie", user.cookie_header())
-        .send()
-        .await
-        .unwrap();
+    let no_header = app.as_browser(Method::POST, mark_all, &user, None).await;
     assert_eq!(no_header.status(), StatusCode::FORBIDDEN);
 
     let wrong = app
-        .http
-        .post(&mark_all)
-        .header("Cookie", user.cookie_header())
-        .header("X-CSRFToken", "f".repeat(64))
-        .send()
-        .await
-        .unwrap();
+        .as_browser(Method::POST, mark_all, &user, Some(&"f".repeat(64)))
+        .await;
     assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
 
     // A forged pair (cookie and header agree, but not with the session) fails too.
     let forged = app
         .http
-        .post(&mark_all)
+        .post(app.url(mark_all))
         .header(
             "Cookie",
             format!("sessionid={}; csrftoken={}", user.session_cookie, "a".repeat(64)),
@@ -191,13 +174,8 @@ async fn cookie_requests_need_the_csrf_header(backend: Backend) {
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
 
     let right = app
-        .http
-        .post(&mark_all)
-        .header("Cookie", user.cookie_header())
-        .header("X-CSRFToken", &user.csrf_cookie)
-        .send()
-        .await
-        .unwrap();
+        .as_browser(Method::POST, mark_all, &user, Some(&user.csrf_cookie))
+        .await;
     assert_eq!(right.status(), StatusCode::OK);
 
     // Bearer clients are not subject to CSRF, and GET with a cookie needs no header.
@@ -207,13 +185,7 @@ async fn cookie_requests_need_the_csrf_header(backend: Backend) {
             .0,
         StatusCode::OK
     );
-    let get = app
-        .http
-        .get(app.url("/api/notifications/"))
-        .header("Cookie", user.cookie_header())
-        .send()
-        .await
-        .unwrap();
+    let get = app.as_browser(Method::GET, "/api/notifications/", &user, None).await;
     assert_eq!(get.status(), StatusCode::OK);
 }
 
@@ -221,13 +193,8 @@ async fn cookie_logout_clears_the_session(backend: Backend) {
     let app = spawn_app_with(backend, |_| {}).await;
     let user = app.new_user().await;
     let resp = app
-        .http
-        .post(app.url("/api/auth/logout/"))
-        .header("Cookie", user.cookie_header())
-        .header("X-CSRFToken", &user.csrf_cookie)
-        .send()
-        .await
-        .unwrap();
+        .as_browser(Method::POST, "/api/auth/logout/", &user, Some(&user.csrf_cookie))
+        .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let cleared = resp
         .headers()
@@ -235,13 +202,7 @@ async fn cookie_logout_clears_the_session(backend: Backend) {
         .iter()
         .any(|v| v.to_str().unwrap().starts_with("sessionid=;"));
     assert!(cleared, "logout expires the session cookie");
-    let again = app
-        .http
-        .get(app.url("/api/auth/me/"))
-        .header("Cookie", user.cookie_header())
-        .send()
-        .await
-        .unwrap();
+    let again = app.as_browser(Method::GET, "/api/auth/me/", &user, None).await;
     assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
 }
 

@@ -261,6 +261,24 @@ impl Api {
         (status, json)
     }
 
+    /// A request as the user's browser sends it: the session cookies, and `X-CSRFToken` if given.
+    pub async fn as_browser(
+        &self,
+        method: Method,
+        path: &str,
+        user: &TestUser,
+        csrf: Option<&str>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .header("Cookie", user.cookie_header());
+        if let Some(csrf) = csrf {
+            req = req.header("X-CSRFToken", csrf);
+        }
+        req.send().await.expect("request sent")
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
         self.request(Method::GET, path, token, None).await
     }
