@@ -8,7 +8,43 @@ use anyhow::Context as _;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::stats::Dist;
+use crate::procfs::CpuUse;
+use crate::stats::{Dist, round3};
+
+/// CPU seconds of one stretch besides the server's own: this tool's and the rest of the
+/// machine's. Flattened into each stretch's object, right after its server CPU figures.
+#[derive(Debug, Default, Serialize)]
+pub struct CpuBeside {
+    pub bench_cpu_s: Option<f64>,
+    /// CPU used by everything else on the machine meanwhile (shared-machine noise).
+    pub other_cpu_s: Option<f64>,
+    /// Softirq (loopback networking) and hypervisor steal time of all cores meanwhile.
+    pub softirq_cpu_s: Option<f64>,
+    pub steal_cpu_s: Option<f64>,
+}
+
+impl CpuBeside {
+    /// The meter's reading, rounded like the other figures of the report.
+    pub fn of(cpu: &CpuUse) -> Self {
+        Self {
+            bench_cpu_s: cpu.bench.map(round3),
+            other_cpu_s: cpu.other.map(round3),
+            softirq_cpu_s: cpu.softirq.map(round3),
+            steal_cpu_s: cpu.steal.map(round3),
+        }
+    }
+
+    /// The summary's CPU row: server, bench, others, softirq, steal.
+    fn cells(&self, server_cpu_s: Option<f64>) -> [Option<f64>; 5] {
+        [
+            server_cpu_s,
+            self.bench_cpu_s,
+            self.other_cpu_s,
+            self.softirq_cpu_s,
+            self.steal_cpu_s,
+        ]
+    }
+}
 
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
@@ -66,12 +102,8 @@ pub struct Connect {
     pub server_kib_per_socket: Option<f64>,
     pub server_cpu_s: Option<f64>,
     pub server_cpu_ms_per_handshake: Option<f64>,
-    pub bench_cpu_s: Option<f64>,
-    /// CPU used by everything else on the machine meanwhile (shared-machine noise).
-    pub other_cpu_s: Option<f64>,
-    /// Softirq (loopback networking) and hypervisor steal time of all cores meanwhile.
-    pub softirq_cpu_s: Option<f64>,
-    pub steal_cpu_s: Option<f64>,
+    #[serde(flatten)]
+    pub beside: CpuBeside,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -103,12 +135,8 @@ pub struct Global {
     pub deliveries_per_s: Option<f64>,
     pub server_cpu_s: Option<f64>,
     pub server_cpu_us_per_delivery: Option<f64>,
-    pub bench_cpu_s: Option<f64>,
-    /// CPU used by everything else on the machine meanwhile (shared-machine noise).
-    pub other_cpu_s: Option<f64>,
-    /// Softirq (loopback networking) and hypervisor steal time of all cores meanwhile.
-    pub softirq_cpu_s: Option<f64>,
-    pub steal_cpu_s: Option<f64>,
+    #[serde(flatten)]
+    pub beside: CpuBeside,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -143,12 +171,8 @@ pub struct PerUserRun {
     pub timed_out: bool,
     pub server_cpu_s: Option<f64>,
     pub server_cpu_us_per_delivery: Option<f64>,
-    pub bench_cpu_s: Option<f64>,
-    /// CPU used by everything else on the machine meanwhile (shared-machine noise).
-    pub other_cpu_s: Option<f64>,
-    /// Softirq (loopback networking) and hypervisor steal time of all cores meanwhile.
-    pub softirq_cpu_s: Option<f64>,
-    pub steal_cpu_s: Option<f64>,
+    #[serde(flatten)]
+    pub beside: CpuBeside,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -173,12 +197,8 @@ pub struct RestRun {
     pub body_bytes: Option<usize>,
     pub listed: Option<u64>,
     pub server_cpu_s: Option<f64>,
-    pub bench_cpu_s: Option<f64>,
-    /// CPU used by everything else on the machine meanwhile (shared-machine noise).
-    pub other_cpu_s: Option<f64>,
-    /// Softirq (loopback networking) and hypervisor steal time of all cores meanwhile.
-    pub softirq_cpu_s: Option<f64>,
-    pub steal_cpu_s: Option<f64>,
+    #[serde(flatten)]
+    pub beside: CpuBeside,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -200,6 +220,11 @@ fn dist_cell(d: &Option<Dist>) -> String {
     }
 }
 
+fn rss_cell(before_kib: Option<u64>, after_kib: Option<u64>) -> String {
+    let kib = |v: Option<u64>| v.map_or("n/a".into(), |v| v.to_string());
+    format!("{} → {}", kib(before_kib), kib(after_kib))
+}
+
 /// The readable summary printed at the end of a run.
 pub fn summary(r: &Report) -> String {
     let mut rows: Vec<(String, String)> = Vec::new();
@@ -217,11 +242,7 @@ pub fn summary(r: &Report) -> String {
         );
         row(
             "server RSS before→after auth (KiB)",
-            format!(
-                "{} → {}",
-                a.server_rss_before_kib.map_or("n/a".into(), |v| v.to_string()),
-                a.server_rss_after_kib.map_or("n/a".into(), |v| v.to_string())
-            ),
+            rss_cell(a.server_rss_before_kib, a.server_rss_after_kib),
         );
     }
     if let Some(c) = &r.connect {
@@ -236,11 +257,7 @@ pub fn summary(r: &Report) -> String {
         row("handshake ms p50/p99/max", dist_cell(&c.handshake));
         row(
             "server RSS before→after (KiB)",
-            format!(
-                "{} → {}",
-                c.server_rss_before_kib.map_or("n/a".into(), |v| v.to_string()),
-                c.server_rss_after_kib.map_or("n/a".into(), |v| v.to_string())
-            ),
+            rss_cell(c.server_rss_before_kib, c.server_rss_after_kib),
         );
         row("server KiB per socket", opt(c.server_kib_per_socket, 2));
         row("server CPU ms per handshake", opt(c.server_cpu_ms_per_handshake, 3));
@@ -319,47 +336,18 @@ pub fn summary(r: &Report) -> String {
         }
     }
     // CPU seconds per stretch: who used the two cores (others = the rest of the machine).
-    type CpuRow = (String, [Option<f64>; 5]);
-    let mut cpu: Vec<CpuRow> = Vec::new();
+    let mut cpu: Vec<(String, [Option<f64>; 5])> = Vec::new();
     if let Some(c) = &r.connect {
-        let v = [
-            c.server_cpu_s,
-            c.bench_cpu_s,
-            c.other_cpu_s,
-            c.softirq_cpu_s,
-            c.steal_cpu_s,
-        ];
-        cpu.push(("connect".into(), v));
+        cpu.push(("connect".into(), c.beside.cells(c.server_cpu_s)));
     }
     if let Some(g) = &r.global {
-        let v = [
-            g.server_cpu_s,
-            g.bench_cpu_s,
-            g.other_cpu_s,
-            g.softirq_cpu_s,
-            g.steal_cpu_s,
-        ];
-        cpu.push(("global".into(), v));
+        cpu.push(("global".into(), g.beside.cells(g.server_cpu_s)));
     }
     for p in r.peruser.iter().flat_map(|p| &p.runs) {
-        let v = [
-            p.server_cpu_s,
-            p.bench_cpu_s,
-            p.other_cpu_s,
-            p.softirq_cpu_s,
-            p.steal_cpu_s,
-        ];
-        cpu.push((format!("per-user {}", p.mode), v));
+        cpu.push((format!("per-user {}", p.mode), p.beside.cells(p.server_cpu_s)));
     }
     for x in r.rest.iter().flat_map(|p| &p.runs).filter(|x| x.status == "ok") {
-        let v = [
-            x.server_cpu_s,
-            x.bench_cpu_s,
-            x.other_cpu_s,
-            x.softirq_cpu_s,
-            x.steal_cpu_s,
-        ];
-        cpu.push((format!("GET {}", x.endpoint), v));
+        cpu.push((format!("GET {}", x.endpoint), x.beside.cells(x.server_cpu_s)));
     }
     for (name, v) in cpu {
         let cells: Vec<String> = v.iter().map(|c| opt(*c, 2)).collect();

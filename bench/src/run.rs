@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use crate::Args;
 use crate::api::{Api, Login, http_client, snippet};
 use crate::procfs::{self, CpuMeter};
-use crate::report::{Auth, Connect, Global, GlobalRound, PerUser, PerUserRun, Report, Rest, RestRun};
+use crate::report::{Auth, Connect, CpuBeside, Global, GlobalRound, PerUser, PerUserRun, Report, Rest, RestRun};
 use crate::sockets::{self, Event, Phase, Shared, Socket, Target};
 use crate::stats::{dist, mix, rate, round1, round3};
 
@@ -211,7 +211,7 @@ impl Bench {
         )
         .await;
         let cpu = meter.read();
-        let (server_cpu, bench_cpu) = (cpu.server, cpu.bench);
+        let server_cpu = cpu.server;
         // Let the server settle (lazy allocations, freed handshake buffers) before reading RSS.
         tokio::time::sleep(Duration::from_millis(if self.args.smoke { 300 } else { 1000 })).await;
         let rss_after = pid.and_then(procfs::rss_kib);
@@ -238,10 +238,7 @@ impl Bench {
             server_cpu_ms_per_handshake: server_cpu
                 .filter(|_| connected > 0)
                 .map(|c| round3(c * 1000.0 / connected as f64)),
-            bench_cpu_s: bench_cpu.map(round3),
-            other_cpu_s: cpu.other.map(round3),
-            softirq_cpu_s: cpu.softirq.map(round3),
-            steal_cpu_s: cpu.steal.map(round3),
+            beside: CpuBeside::of(&cpu),
         });
         if failed > 0 {
             self.problem(format!("{failed} of {n} sockets failed to connect: {:?}", out.failures));
@@ -364,17 +361,14 @@ impl Bench {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let cpu = meter.read();
-        let (server_cpu, bench_cpu) = (cpu.server, cpu.bench);
+        let server_cpu = cpu.server;
         g.latency = dist(all_latency);
         g.deliveries_per_s = rate(g.delivered as u64, span_total);
         g.server_cpu_s = server_cpu.map(round3);
         g.server_cpu_us_per_delivery = server_cpu
             .filter(|_| g.delivered > 0)
             .map(|c| round3(c * 1e6 / g.delivered as f64));
-        g.bench_cpu_s = bench_cpu.map(round3);
-        g.other_cpu_s = cpu.other.map(round3);
-        g.softirq_cpu_s = cpu.softirq.map(round3);
-        g.steal_cpu_s = cpu.steal.map(round3);
+        g.beside = CpuBeside::of(&cpu);
         if g.lost > 0 || g.duplicated > 0 {
             self.problem(format!(
                 "global: {} lost, {} duplicated of {} expected",
@@ -594,7 +588,7 @@ impl Bench {
         out.timed_out = !reached;
         tokio::time::sleep(GRACE).await;
         let cpu = meter.read();
-        let (server_cpu, bench_cpu) = (cpu.server, cpu.bench);
+        let server_cpu = cpu.server;
         let events: Vec<Event> = self.shared.take_events();
         let mut seen: HashMap<(u32, u32), u32> = HashMap::with_capacity(events.len());
         let mut lat = Vec::with_capacity(events.len());
@@ -633,10 +627,7 @@ impl Bench {
         out.server_cpu_us_per_delivery = server_cpu
             .filter(|_| out.delivered > 0)
             .map(|c| round3(c * 1e6 / out.delivered as f64));
-        out.bench_cpu_s = bench_cpu.map(round3);
-        out.other_cpu_s = cpu.other.map(round3);
-        out.softirq_cpu_s = cpu.softirq.map(round3);
-        out.steal_cpu_s = cpu.steal.map(round3);
+        out.beside = CpuBeside::of(&cpu);
         eprintln!(
             "  per-user {name}: {}/{} created at {}/s, {}/{} delivered, p99 {} ms",
             out.created,
@@ -794,7 +785,7 @@ impl Bench {
         let results = tokio::time::timeout_at(hard, futures_util::future::join_all(workers)).await;
         let wall = t0.elapsed().as_secs_f64();
         let cpu = meter.read();
-        let (server_cpu, bench_cpu) = (cpu.server, cpu.bench);
+        let server_cpu = cpu.server;
         let Ok(results) = results else {
             out.status = "error".to_owned();
             out.detail = Some("requests hung past the hard stop".to_owned());
@@ -812,10 +803,7 @@ impl Bench {
         out.requests_per_s = rate(out.requests, wall);
         out.latency = dist(lat);
         out.server_cpu_s = server_cpu.map(round3);
-        out.bench_cpu_s = bench_cpu.map(round3);
-        out.other_cpu_s = cpu.other.map(round3);
-        out.softirq_cpu_s = cpu.softirq.map(round3);
-        out.steal_cpu_s = cpu.steal.map(round3);
+        out.beside = CpuBeside::of(&cpu);
         eprintln!(
             "  GET {endpoint}: {} req/s",
             out.requests_per_s.map_or("n/a".into(), |v| round1(v).to_string())
