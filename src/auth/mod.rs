@@ -159,6 +159,12 @@ impl AuthService {
         let secret = token::generate();
         let csrf = token::generate();
         let now = Utc::now();
+        // Expired logins are never presented again: drop this user's, so the table stays small.
+        auth_token::Entity::delete_many()
+            .filter(auth_token::Column::UserId.eq(user.id))
+            .filter(auth_token::Column::ExpiresAt.lte(now))
+            .exec(&self.db)
+            .await?;
         let row = auth_token::ActiveModel {
             user_id: Set(user.id),
             token_hash: Set(token::hash(&secret)),

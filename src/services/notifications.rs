@@ -24,15 +24,41 @@ use crate::{
 
 /// How long a cached page may lag a write made outside this process.
 const LIST_TTL: Duration = Duration::from_secs(1);
-/// Cached pages kept at most; past it the cache starts over.
-const LIST_CACHE_MAX_ENTRIES: usize = 50_000;
+/// Bytes of cached pages kept at most; past it the cache starts over. Pages are bodies of at
+/// most `MAX_PAGE` items, so a client walking offsets cannot grow memory past this.
+const LIST_CACHE_MAX_BYTES: usize = 64 * 1024 * 1024;
+/// A page larger than this is served but not kept (a few users' long pages would crowd out
+/// everyone's first page).
+const LIST_CACHE_MAX_PAGE_BYTES: usize = 256 * 1024;
 
 /// Serialized list pages per (user, limit, offset), reused while that user's notifications have
 /// not changed (`entity::changes`). Only for a single node: with several nodes another node's
 /// write would go unseen, so there the cache is off and every request reads the database.
 pub struct ListCache {
     enabled: bool,
-    pages: Mutex<HashMap<(i32, u64, u64), CachedPage>>,
+    pages: Mutex<CachedPages>,
+}
+
+#[derive(Default)]
+struct CachedPages {
+    by_key: HashMap<(i32, u64, u64), CachedPage>,
+    bytes: usize,
+}
+
+impl CachedPages {
+    /// Keeps `page` unless it is too large; starts over when the byte budget would be exceeded.
+    fn insert(&mut self, key: (i32, u64, u64), page: CachedPage) {
+        if page.body.len() > LIST_CACHE_MAX_PAGE_BYTES {
+            return;
+        }
+        if self.bytes + page.body.len() > LIST_CACHE_MAX_BYTES {
+            *self = CachedPages::default();
+        }
+        self.bytes += page.body.len();
+        if let Some(replaced) = self.by_key.insert(key, page) {
+            self.bytes -= replaced.body.len();
+        }
+    }
 }
 
 struct CachedPage {
@@ -45,7 +71,7 @@ impl ListCache {
     pub fn new(enabled: bool) -> Self {
         Self {
             enabled,
-            pages: Mutex::new(HashMap::new()),
+            pages: Mutex::new(CachedPages::default()),
         }
     }
 
@@ -61,7 +87,7 @@ impl ListCache {
         // Read before the query: a write racing it leaves the entry with an outdated version.
         let version = entity::changes::notifications_version(user_id);
         if self.enabled
-            && let Some(page) = self.pages.lock().unwrap_or_else(|e| e.into_inner()).get(&key)
+            && let Some(page) = self.pages.lock().unwrap_or_else(|e| e.into_inner()).by_key.get(&key)
             && page.version == version
             && page.built_at.elapsed() < LIST_TTL
         {
@@ -78,18 +104,12 @@ impl ListCache {
             .map_err(|e| ApiError::Internal(e.to_string()))?,
         );
         if self.enabled {
-            let mut pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
-            if pages.len() >= LIST_CACHE_MAX_ENTRIES {
-                pages.clear();
-            }
-            pages.insert(
-                key,
-                CachedPage {
-                    body: body.clone(),
-                    version,
-                    built_at: Instant::now(),
-                },
-            );
+            let page = CachedPage {
+                body: body.clone(),
+                version,
+                built_at: Instant::now(),
+            };
+            self.pages.lock().unwrap_or_else(|e| e.into_inner()).insert(key, page);
         }
         Ok(body)
     }
@@ -247,4 +267,38 @@ pub async fn mark_all_read(
         unread_count,
     });
     Ok(updated.rows_affected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(len: usize) -> CachedPage {
+        CachedPage {
+            body: Bytes::from(vec![b'x'; len]),
+            version: 0,
+            built_at: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn the_page_cache_stays_within_its_byte_budget() {
+        let mut pages = CachedPages::default();
+        pages.insert((1, 100, 0), page(1000));
+        pages.insert((1, 100, 0), page(400));
+        assert_eq!(
+            (pages.by_key.len(), pages.bytes),
+            (1, 400),
+            "a replaced page gives its bytes back"
+        );
+
+        pages.insert((2, 1000, 0), page(LIST_CACHE_MAX_PAGE_BYTES + 1));
+        assert_eq!(pages.by_key.len(), 1, "oversized pages are not kept");
+
+        let per_page = LIST_CACHE_MAX_PAGE_BYTES;
+        for offset in 0..(2 * LIST_CACHE_MAX_BYTES / per_page) as u64 {
+            pages.insert((3, 1000, offset), page(per_page));
+            assert!(pages.bytes <= LIST_CACHE_MAX_BYTES);
+        }
+    }
 }

@@ -223,7 +223,41 @@ async fn bootstrap_admin_exists_with_the_admin_role(backend: Backend) {
     let _ = ADMIN_PASSWORD;
 }
 
+async fn expired_logins_are_refused_and_pruned(backend: Backend) {
+    use entity::auth_token;
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+
+    let app = spawn_app_with(backend, |_| {}).await;
+    let user = app.new_user().await;
+    // A login that expired an hour ago, with a token we know.
+    let token = "e".repeat(64);
+    let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+    auth_token::ActiveModel {
+        user_id: Set(user.id),
+        token_hash: Set(herald::auth::token::hash(&token)),
+        csrf_token: Set("c".repeat(64)),
+        created_at: Set(hour_ago - chrono::Duration::hours(1)),
+        expires_at: Set(hour_ago),
+        ..Default::default()
+    }
+    .insert(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(app.get("/api/auth/me/", Some(&token)).await.0, StatusCode::UNAUTHORIZED);
+
+    let mine = || auth_token::Entity::find().filter(auth_token::Column::UserId.eq(user.id));
+    assert_eq!(mine().count(&app.db).await.unwrap(), 2);
+    app.login(&user.username, PASSWORD).await;
+    assert_eq!(
+        mine().count(&app.db).await.unwrap(),
+        2,
+        "the expired login was pruned, the new one added"
+    );
+    assert_eq!(app.get("/api/auth/me/", Some(&user.token)).await.0, StatusCode::OK);
+}
+
 both_backends!(
+    expired_logins_are_refused_and_pruned,
     register_creates_an_account_once,
     register_rejects_bad_input,
     login_gives_a_token_and_browser_cookies,
