@@ -3,6 +3,11 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use serde::Deserialize;
 
+/// Ten years: longer lifetimes are a mistake, and far larger ones overflow date arithmetic.
+const MAX_TOKEN_LIFETIME_HOURS: u32 = 24 * 366 * 10;
+/// One day.
+const MAX_TIMEOUT_SECS: f64 = 86_400.0;
+
 /// Everything Herald can be configured with.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
@@ -128,6 +133,12 @@ impl Settings {
             }
         }
         let ws = &self.websocket;
+        // Upper bounds keep the Duration and date arithmetic built on them from overflowing.
+        if ws.client_timeout_secs > MAX_TIMEOUT_SECS {
+            return Err(format!(
+                "invalid configuration: websocket.client_timeout_secs must be at most {MAX_TIMEOUT_SECS}"
+            ));
+        }
         if !(ws.heartbeat_interval_secs > 0.0 && ws.client_timeout_secs > ws.heartbeat_interval_secs) {
             return Err(
                 "invalid configuration: websocket.client_timeout_secs must exceed heartbeat_interval_secs > 0".into(),
@@ -140,8 +151,10 @@ impl Settings {
         {
             return Err("invalid configuration: limits must be positive (frame ≥ 128 B, body ≥ 1 KiB)".into());
         }
-        if self.auth.token_lifetime_hours == 0 {
-            return Err("invalid configuration: auth.token_lifetime_hours must be positive".into());
+        if self.auth.token_lifetime_hours == 0 || self.auth.token_lifetime_hours > MAX_TOKEN_LIFETIME_HOURS {
+            return Err(format!(
+                "invalid configuration: auth.token_lifetime_hours must be 1 to {MAX_TOKEN_LIFETIME_HOURS}"
+            ));
         }
         Ok(())
     }
