@@ -38,9 +38,14 @@ async fn list(
     page: web::Query<Page>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = page.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    // The SQLite binding converts to i64 and panics past it (sea-query-sqlx): refuse here.
+    let offset = page.offset.unwrap_or(0);
+    if i64::try_from(offset).is_err() {
+        return Err(ApiError::BadRequest("offset is too large".into()));
+    }
     let body = state
         .notification_lists
-        .body(&state.db, current.user.id, limit, page.offset.unwrap_or(0))
+        .body(&state.db, current.user.id, limit, offset)
         .await?;
     Ok(HttpResponse::Ok().content_type(mime::APPLICATION_JSON).body(body))
 }

@@ -102,3 +102,23 @@ async fn pages_and_client_library_are_served() {
         assert!(content_type.contains(kind), "{path}: {content_type}");
     }
 }
+
+#[actix_web::test]
+async fn out_of_range_query_values_are_refused_not_fatal() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    for query in ["offset=18446744073709551615", "offset=-1", "limit=abc", "offset=1e3"] {
+        let (status, body) = app
+            .get(&format!("/api/notifications/?{query}"), Some(&user.token))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert!(body["error"].is_string());
+    }
+    let (status, body) = app
+        .get("/api/notifications/?offset=9223372036854775807", Some(&user.token))
+        .await;
+    assert_eq!(
+        (status, body["notifications"].clone()),
+        (StatusCode::OK, serde_json::json!([]))
+    );
+}
