@@ -30,15 +30,18 @@ pub fn presented(req: &HttpRequest) -> Presented {
     }
 }
 
-/// The authenticated caller of a request.
+/// The authenticated caller of a request: the credential it presented.
 #[derive(Debug, Clone)]
 pub struct CurrentUser {
-    pub user: AuthUser,
     pub credential: Credential,
-    pub via_cookie: bool,
 }
 
 impl CurrentUser {
+    /// The account behind the credential.
+    pub fn user(&self) -> &AuthUser {
+        &self.credential.user
+    }
+
     async fn from_request(req: HttpRequest) -> Result<Self, ApiError> {
         let state = req
             .app_data::<web::Data<AppState>>()
@@ -54,11 +57,7 @@ impl CurrentUser {
                 "CSRF check failed: send the csrftoken cookie's value in X-CSRFToken".into(),
             ));
         }
-        Ok(Self {
-            user: credential.user.clone(),
-            credential,
-            via_cookie,
-        })
+        Ok(Self { credential })
     }
 }
 
@@ -83,7 +82,7 @@ impl FromRequest for AdminUser {
         let req = req.clone();
         Box::pin(async move {
             let current = CurrentUser::from_request(req).await?;
-            if current.user.is_admin() {
+            if current.user().is_admin() {
                 Ok(AdminUser(current))
             } else {
                 Err(ApiError::Forbidden("this action needs the admin role".into()))

@@ -86,5 +86,5 @@ async fn logout(state: web::Data<AppState>, current: CurrentUser) -> Result<Http
 }
 
 async fn me(current: CurrentUser) -> HttpResponse {
-    HttpResponse::Ok().json(current.user)
+    HttpResponse::Ok().json(current.user())
 }

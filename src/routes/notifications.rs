@@ -45,7 +45,7 @@ async fn list(
     }
     let body = state
         .notification_lists
-        .body(&state.db, current.user.id, limit, offset)
+        .body(&state.db, current.user().id, limit, offset)
         .await?;
     Ok(HttpResponse::Ok().content_type(mime::APPLICATION_JSON).body(body))
 }
@@ -55,12 +55,12 @@ async fn mark_read(
     current: CurrentUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    notifications::mark_read(&state.db, &state.hub, current.user.id, id.into_inner()).await?;
+    notifications::mark_read(&state.db, &state.hub, current.user().id, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(json!({ "success": true, "message": "Notification marked as read" })))
 }
 
 async fn mark_all_read(state: web::Data<AppState>, current: CurrentUser) -> Result<HttpResponse, ApiError> {
-    let count = notifications::mark_all_read(&state.db, &state.hub, current.user.id).await?;
+    let count = notifications::mark_all_read(&state.db, &state.hub, current.user().id).await?;
     Ok(HttpResponse::Ok().json(json!({
         "success": true,
         "message": format!("{count} notifications marked as read"),
