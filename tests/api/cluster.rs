@@ -7,8 +7,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    ClusterConfig, Node, PASSWORD, PostgresDb, PrivateRedis, Seen, WsClient, free_port, fresh_postgres, require_redis,
-    shared_redis_url, unique_channel_prefix, wait_for_subscribers,
+    ClusterConfig, Node, PASSWORD, PostgresDb, PrivateRedis, Seen, TestUser, WsClient, free_port, fresh_postgres,
+    require_redis, shared_redis_url, unique_channel_prefix, wait_for_subscribers,
 };
 
 const QUIET: Duration = Duration::from_millis(500);
@@ -49,10 +49,31 @@ impl Cluster {
     async fn wait_for_user_subscribers(&self, user_id: i32, nodes: i64) {
         wait_for_subscribers(&self.config.redis_url, &self.config.user_channel(user_id), nodes).await;
     }
+
+    /// The nodes, for a cluster started with exactly `N` of them.
+    fn node_array<const N: usize>(&self) -> &[Node; N] {
+        <&[Node; N]>::try_from(&self.nodes[..]).unwrap_or_else(|_| unreachable!("{N} nodes"))
+    }
+
+    /// A new user with a socket on each of the first two nodes, both subscribed.
+    async fn user_on_first_two(&self) -> (TestUser, WsClient, WsClient) {
+        let user = self.nodes[0].new_user().await;
+        let on_a = self.nodes[0].ws(&user).await;
+        let on_b = self.nodes[1].ws(&user).await;
+        self.wait_for_user_subscribers(user.id, 2).await;
+        (user, on_a, on_b)
+    }
 }
 
 fn notification_push(created: &Value) -> Value {
     json!({ "type": "notification", "notification": created })
+}
+
+/// Each of `sockets` receives the push of `created`, next.
+async fn expect_push(sockets: &mut [&mut WsClient], created: &Value) {
+    for socket in sockets {
+        assert_eq!(socket.json().await, notification_push(created));
+    }
 }
 
 async fn expect_global(socket: &mut WsClient, announced: &Value) {
@@ -67,13 +88,30 @@ async fn silence_on(sockets: &mut [&mut WsClient]) {
     }
 }
 
+/// A push for `user_id` created on `creator` and then an announcement made on `announcer`
+/// each reach every one of `sockets` exactly once.
+async fn push_and_announce_reach(
+    sockets: &mut [&mut WsClient],
+    creator: &Node,
+    user_id: i32,
+    title: &str,
+    announcer: &Node,
+    announcement: Value,
+) {
+    let created = creator.notify(user_id, title).await;
+    expect_push(sockets, &created).await;
+    let announced = announcer.announce(announcement).await;
+    for socket in sockets.iter_mut() {
+        expect_global(socket, &announced).await;
+    }
+    silence_on(sockets).await;
+}
+
 #[actix_web::test]
 #[ignore = "needs PostgreSQL/Redis"]
 async fn user_and_global_pushes_cross_nodes_exactly_once() {
     let cluster = Cluster::start(3).await;
-    let [a, b, c] = &cluster.nodes[..] else {
-        unreachable!("three nodes")
-    };
+    let [a, b, c] = cluster.node_array();
     let alice = a.new_user().await;
     let bob = b.new_user().await;
     let mut alice_on_a = a.ws(&alice).await;
@@ -84,13 +122,11 @@ async fn user_and_global_pushes_cross_nodes_exactly_once() {
     cluster.wait_for_user_subscribers(bob.id, 1).await;
 
     let from_a = a.notify(alice.id, "created on A").await;
-    assert_eq!(alice_on_a.json().await, notification_push(&from_a));
-    assert_eq!(alice_on_b.json().await, notification_push(&from_a));
+    expect_push(&mut [&mut alice_on_a, &mut alice_on_b], &from_a).await;
 
     // From a node where alice has no socket at all.
     let from_c = c.notify(alice.id, "created on C").await;
-    assert_eq!(alice_on_a.json().await, notification_push(&from_c));
-    assert_eq!(alice_on_b.json().await, notification_push(&from_c));
+    expect_push(&mut [&mut alice_on_a, &mut alice_on_b], &from_c).await;
 
     let announced = b
         .announce(json!({ "title": "Maintenance", "message": "tonight", "level": "warning" }))
@@ -113,13 +149,8 @@ async fn user_and_global_pushes_cross_nodes_exactly_once() {
 #[ignore = "needs PostgreSQL/Redis"]
 async fn a_read_on_one_node_is_seen_by_rest_and_sockets_on_another() {
     let cluster = Cluster::start(2).await;
-    let [a, b] = &cluster.nodes[..] else {
-        unreachable!("two nodes")
-    };
-    let alice = a.new_user().await;
-    let mut alice_on_a = a.ws(&alice).await;
-    let mut alice_on_b = b.ws(&alice).await;
-    cluster.wait_for_user_subscribers(alice.id, 2).await;
+    let [a, _] = cluster.node_array();
+    let (alice, mut alice_on_a, mut alice_on_b) = cluster.user_on_first_two().await;
     let first = a.notify(alice.id, "first").await;
     let second = a.notify(alice.id, "second").await;
     for socket in [&mut alice_on_a, &mut alice_on_b] {
@@ -165,9 +196,7 @@ async fn a_read_on_one_node_is_seen_by_rest_and_sockets_on_another() {
 #[ignore = "needs PostgreSQL/Redis"]
 async fn a_logout_on_one_node_closes_sockets_and_forgets_the_login_on_another() {
     let cluster = Cluster::start(2).await;
-    let [a, b] = &cluster.nodes[..] else {
-        unreachable!("two nodes")
-    };
+    let [a, b] = cluster.node_array();
     let alice = a.new_user().await;
     let other_login = b.login(&alice.username, PASSWORD).await;
     // B has validated (and cached) the login about to end.
@@ -197,9 +226,7 @@ async fn a_logout_on_one_node_closes_sockets_and_forgets_the_login_on_another() 
 async fn a_redis_restart_makes_nodes_unready_not_down_and_they_recover() {
     let mut redis = PrivateRedis::start().await;
     let cluster = Cluster::start_on(2, redis.url.clone()).await;
-    let [a, b] = &cluster.nodes[..] else {
-        unreachable!("two nodes")
-    };
+    let [a, b] = cluster.node_array();
     let alice = a.new_user().await;
     let revoked_login = a.login(&alice.username, PASSWORD).await;
     let mut alice_on_a = a.ws(&alice).await;
@@ -212,9 +239,7 @@ async fn a_redis_restart_makes_nodes_unready_not_down_and_they_recover() {
     );
     cluster.wait_for_user_subscribers(alice.id, 2).await;
     let before = a.notify(alice.id, "before").await;
-    for socket in [&mut alice_on_a, &mut alice_on_b, &mut revoked_on_b] {
-        assert_eq!(socket.json().await, notification_push(&before));
-    }
+    expect_push(&mut [&mut alice_on_a, &mut alice_on_b, &mut revoked_on_b], &before).await;
 
     redis.stop();
     a.wait_readiness(false).await;
@@ -251,25 +276,22 @@ async fn a_redis_restart_makes_nodes_unready_not_down_and_they_recover() {
     // The socket opened on B with the login revoked during the outage is closed on reconnect.
     assert_eq!(revoked_on_b.close_code(Duration::from_secs(5)).await, Some(4001));
     cluster.wait_for_user_subscribers(alice.id, 2).await;
-    let after = a.notify(alice.id, "after").await;
-    assert_eq!(alice_on_a.json().await, notification_push(&after));
-    assert_eq!(alice_on_b.json().await, notification_push(&after));
-    let announced = b
-        .announce(json!({ "title": "Back", "message": "all good", "level": "info" }))
-        .await;
-    expect_global(&mut alice_on_a, &announced).await;
-    expect_global(&mut alice_on_b, &announced).await;
-    silence_on(&mut [&mut alice_on_a, &mut alice_on_b]).await;
+    push_and_announce_reach(
+        &mut [&mut alice_on_a, &mut alice_on_b],
+        a,
+        alice.id,
+        "after",
+        b,
+        json!({ "title": "Back", "message": "all good", "level": "info" }),
+    )
+    .await;
 }
 
 #[actix_web::test]
 #[ignore = "needs PostgreSQL/Redis"]
 async fn a_killed_node_restarts_and_its_reconnecting_clients_receive_again() {
     let mut cluster = Cluster::start(2).await;
-    let alice = cluster.nodes[0].new_user().await;
-    let mut alice_on_a = cluster.nodes[0].ws(&alice).await;
-    let mut alice_on_b = cluster.nodes[1].ws(&alice).await;
-    cluster.wait_for_user_subscribers(alice.id, 2).await;
+    let (alice, mut alice_on_a, mut alice_on_b) = cluster.user_on_first_two().await;
 
     cluster.nodes[1].kill();
     assert!(
@@ -282,20 +304,18 @@ async fn a_killed_node_restarts_and_its_reconnecting_clients_receive_again() {
     assert_eq!(alice_on_a.json().await, notification_push(&meanwhile));
 
     cluster.nodes[1].restart().await;
-    let [a, b] = &cluster.nodes[..] else {
-        unreachable!("two nodes")
-    };
+    let [a, b] = cluster.node_array();
     let mut alice_on_b = b.ws(&alice).await;
     cluster.wait_for_user_subscribers(alice.id, 2).await;
-    let after = a.notify(alice.id, "after B is back").await;
-    assert_eq!(alice_on_a.json().await, notification_push(&after));
-    assert_eq!(alice_on_b.json().await, notification_push(&after));
-    let announced = b
-        .announce(json!({ "title": "Hello", "message": "from B", "level": "info" }))
-        .await;
-    expect_global(&mut alice_on_a, &announced).await;
-    expect_global(&mut alice_on_b, &announced).await;
-    silence_on(&mut [&mut alice_on_a, &mut alice_on_b]).await;
+    push_and_announce_reach(
+        &mut [&mut alice_on_a, &mut alice_on_b],
+        a,
+        alice.id,
+        "after B is back",
+        b,
+        json!({ "title": "Hello", "message": "from B", "level": "info" }),
+    )
+    .await;
 }
 
 #[actix_web::test]
