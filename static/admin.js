@@ -1,27 +1,9 @@
 // Herald admin page (`/admin/`): send notifications, publish and deactivate announcements.
 import { apiFetch, ApiError } from '/static/herald.js';
-
-const $ = (id) => document.getElementById(id);
+import { $, el } from '/static/common.js';
 
 const state = { user: null, users: [], globals: [] };
 window.heraldAdmin = state;
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === 'className') node.className = v;
-    else if (k === 'dataset') Object.assign(node.dataset, v);
-    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
-    else if (v === true) node.setAttribute(k, '');
-    else node.setAttribute(k, String(v));
-  }
-  for (const c of children.flat()) {
-    if (c === null || c === undefined || c === false) continue;
-    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return node;
-}
 
 function show(section) {
   for (const id of ['loading', 'auth', 'forbidden', 'console']) $(id).hidden = id !== section;

@@ -1,8 +1,7 @@
 // Herald notification page (`/`): sign-in/register, live list, badge, toasts,
 // browser notifications, announcements banner and connection indicator.
 import { HeraldClient, apiFetch, ApiError } from '/static/herald.js';
-
-const $ = (id) => document.getElementById(id);
+import { $, el } from '/static/common.js';
 
 const TYPE_LABELS = {
   job_application: 'Job application',
@@ -33,23 +32,6 @@ const app = {
 window.heraldApp = app;
 
 // ---------------------------------------------------------------- utilities
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === 'className') node.className = v;
-    else if (k === 'dataset') Object.assign(node.dataset, v);
-    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
-    else if (v === true) node.setAttribute(k, '');
-    else node.setAttribute(k, String(v));
-  }
-  for (const c of children.flat()) {
-    if (c === null || c === undefined || c === false) continue;
-    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return node;
-}
 
 function relativeTime(iso) {
   const t = Date.parse(iso);
