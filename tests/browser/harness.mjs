@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { before, after, beforeEach, afterEach } from 'node:test';
 import { chromium } from 'playwright-core';
 
 export { sleep };
@@ -353,6 +354,37 @@ export function fixture() {
       await signInViaForm(page, username, password);
       return page;
     },
+    /**
+     * A page signed in as `username` through the form, its WebSockets recorded from the
+     * first one (see trackSockets); `heraldConfig`, when given, is set as
+     * window.HERALD_CONFIG before the page's own scripts run. Resolves to { page, sockets }.
+     */
+    async trackedSignedInPage(username, password, { context, heraldConfig } = {}) {
+      const ctx = context || (await fx.context());
+      const page = await ctx.newPage();
+      if (heraldConfig) {
+        await page.addInitScript((config) => {
+          window.HERALD_CONFIG = config;
+        }, heraldConfig);
+      }
+      const sockets = trackSockets(page);
+      await page.goto(fx.server.url('/'));
+      await signInViaForm(page, username, password);
+      return { page, sockets };
+    },
   };
+  return fx;
+}
+
+/**
+ * fixture() with its hooks registered in the calling test file: one browser for the file,
+ * a fresh server (and contexts) for each test.
+ */
+export function useFixture() {
+  const fx = fixture();
+  before(fx.launch);
+  after(fx.close);
+  beforeEach(fx.setup);
+  afterEach(fx.teardown);
   return fx;
 }

@@ -1,9 +1,9 @@
 // The notification page: sign-in/register, live toasts + badge + list, mark-read,
 // browser notifications, keyboard and phone-width use.
-import { test, before, after, beforeEach, afterEach } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  fixture,
+  useFixture,
   adminToken,
   register,
   login,
@@ -21,11 +21,7 @@ import {
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 
-const fx = fixture();
-before(fx.launch);
-after(fx.close);
-beforeEach(fx.setup);
-afterEach(fx.teardown);
+const fx = useFixture();
 
 test('register, sign out and sign in through the forms', async () => {
   const ctx = await fx.context();

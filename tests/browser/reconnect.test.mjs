@@ -1,9 +1,9 @@
 // Connection life cycle: server restart → "reconnecting" → recovery with REST catch-up;
 // bounded retries; no reconnect loop after a refused handshake or a logout elsewhere.
-import { test, before, after, beforeEach, afterEach } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  fixture,
+  useFixture,
   HeraldServer,
   adminToken,
   register,
@@ -15,11 +15,7 @@ import {
   sleep,
 } from './harness.mjs';
 
-const fx = fixture();
-before(fx.launch);
-after(fx.close);
-beforeEach(fx.setup);
-afterEach(fx.teardown);
+const fx = useFixture();
 
 const connText = (page) => page.textContent('#conn-state .conn-text');
 
@@ -28,14 +24,7 @@ test('server restart: the page shows "reconnecting", recovers and catches up', a
   let token = await adminToken(fx.server);
   await notify(fx.server, token, ivy.id, { title: 'Before the outage' });
 
-  const ctx = await fx.context();
-  const page = await ctx.newPage();
-  const sockets = trackSockets(page);
-  await page.goto(fx.server.url('/'));
-  await page.fill('#signin-username', 'ivy');
-  await page.fill('#signin-password', 'ivy-password-1');
-  await page.click('#signin-form button[type=submit]');
-  await waitForConn(page, 'open');
+  const { page, sockets } = await fx.trackedSignedInPage('ivy', 'ivy-password-1');
   await page.locator('#badge[data-count="1"]').waitFor();
   await page.evaluate(() => {
     window.__noReload = true;
@@ -85,17 +74,9 @@ test('server restart: the page shows "reconnecting", recovers and catches up', a
 
 test('gives up after the configured number of attempts, and Retry works', async () => {
   await register(fx.server, 'jon', 'jon-password-1');
-  const ctx = await fx.context();
-  const page = await ctx.newPage();
-  await page.addInitScript(() => {
-    window.HERALD_CONFIG = { maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 400 };
+  const { page, sockets } = await fx.trackedSignedInPage('jon', 'jon-password-1', {
+    heraldConfig: { maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 400 },
   });
-  const sockets = trackSockets(page);
-  await page.goto(fx.server.url('/'));
-  await page.fill('#signin-username', 'jon');
-  await page.fill('#signin-password', 'jon-password-1');
-  await page.click('#signin-form button[type=submit]');
-  await waitForConn(page, 'open');
   assert.equal(sockets.length, 1);
 
   await fx.server.stop();
@@ -117,16 +98,10 @@ test('gives up after the configured number of attempts, and Retry works', async 
 test('a refused handshake (session gone) stops reconnecting and shows the sign-in form', async () => {
   await register(fx.server, 'kim', 'kim-password-1');
   const ctx = await fx.context();
-  const page = await ctx.newPage();
-  await page.addInitScript(() => {
-    window.HERALD_CONFIG = { baseDelayMs: 200, maxDelayMs: 800 };
+  const { page, sockets } = await fx.trackedSignedInPage('kim', 'kim-password-1', {
+    context: ctx,
+    heraldConfig: { baseDelayMs: 200, maxDelayMs: 800 },
   });
-  const sockets = trackSockets(page);
-  await page.goto(fx.server.url('/'));
-  await page.fill('#signin-username', 'kim');
-  await page.fill('#signin-password', 'kim-password-1');
-  await page.click('#signin-form button[type=submit]');
-  await waitForConn(page, 'open');
 
   // The server goes down; the browser loses its session cookie meanwhile; the server returns.
   await fx.server.stop();
