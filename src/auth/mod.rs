@@ -189,8 +189,8 @@ impl AuthService {
 
     /// Deletes the credential; it stops working on this node at once.
     pub async fn revoke(&self, credential: &Credential) -> Result<(), DbErr> {
-        self.forget(&credential.token_hash);
         auth_token::Entity::delete_by_id(credential.id).exec(&self.db).await?;
+        // After the delete: a request racing it can no longer re-cache the credential.
         self.forget(&credential.token_hash);
         Ok(())
     }
