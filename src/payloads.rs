@@ -5,12 +5,15 @@ use entity::{global_notification, notification};
 use serde::{Serialize, Serializer};
 
 /// `2026-01-05T10:30:00Z`: RFC 3339, UTC, whole seconds, as the seed shows.
+const TIMESTAMP_FORMAT: &str = "%Y-%m-%dT%H:%M:%SZ";
+
+/// A timestamp as every payload writes it.
 pub fn timestamp(at: &DateTime<Utc>) -> String {
-    at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    at.format(TIMESTAMP_FORMAT).to_string()
 }
 
 fn ser_time<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&at.format("%Y-%m-%dT%H:%M:%SZ"))
+    s.collect_str(&at.format(TIMESTAMP_FORMAT))
 }
 
 fn ser_opt_time<S: Serializer>(at: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
