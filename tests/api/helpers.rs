@@ -26,6 +26,18 @@ pub const ADMIN: &str = "admin";
 pub const ADMIN_PASSWORD: &str = "admin-pass-123";
 pub const PASSWORD: &str = "password-123";
 
+/// A new `system` notification for `user_id`, to save through the entity (no HTTP).
+pub fn notification_row(user_id: i32, title: impl Into<String>) -> entity::notification::ActiveModel {
+    use sea_orm::ActiveValue::Set;
+    entity::notification::ActiveModel {
+        user_id: Set(user_id),
+        title: Set(title.into()),
+        message: Set("m".into()),
+        notification_type: Set("system".into()),
+        ..Default::default()
+    }
+}
+
 /// Which database a test server uses.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Backend {

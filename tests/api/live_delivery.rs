@@ -5,7 +5,7 @@ use entity::{global_notification, notification};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, DbErr};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, spawn_app_with};
+use crate::helpers::{Backend, notification_row, spawn_app_with};
 
 const QUIET: Duration = Duration::from_millis(300);
 
@@ -61,11 +61,8 @@ async fn saving_through_the_entity_pushes_without_http(backend: Backend) {
     let mut socket = app.ws(&user).await;
 
     let saved = notification::ActiveModel {
-        user_id: Set(user.id),
-        title: Set("from a background job".into()),
         message: Set("no HTTP involved".into()),
-        notification_type: Set("system".into()),
-        ..Default::default()
+        ..notification_row(user.id, "from a background job")
     }
     .insert(&app.db)
     .await
@@ -97,13 +94,7 @@ async fn transactions_push_only_after_commit(backend: Backend) {
     let app = spawn_app_with(backend, |_| {}).await;
     let user = app.new_user().await;
     let mut socket = app.ws(&user).await;
-    let new_row = |title: &str| notification::ActiveModel {
-        user_id: Set(user.id),
-        title: Set(title.to_string()),
-        message: Set("m".into()),
-        notification_type: Set("system".into()),
-        ..Default::default()
-    };
+    let new_row = |title: &str| notification_row(user.id, title);
 
     let rolled_back = new_row("rolled back");
     let result = entity::transaction::run(&app.db, |txn| {
@@ -139,11 +130,8 @@ async fn bulk_inserts_push_every_row(backend: Backend) {
     let mut bob_socket = app.ws(&bob).await;
     let rows = (0..3)
         .map(|i| notification::ActiveModel {
-            user_id: Set(if i == 1 { bob.id } else { alice.id }),
-            title: Set(format!("bulk {i}")),
-            message: Set("m".into()),
             notification_type: Set("job_post".into()),
-            ..Default::default()
+            ..notification_row(if i == 1 { bob.id } else { alice.id }, format!("bulk {i}"))
         })
         .collect();
     let saved = notification::insert_many_and_push(&app.db, rows).await.unwrap();
@@ -241,11 +229,8 @@ async fn a_burst_of_200_arrives_complete_and_in_order(backend: Backend) {
     let mut ids = Vec::new();
     for i in 0..200 {
         let saved = notification::ActiveModel {
-            user_id: Set(user.id),
-            title: Set(format!("burst {i}")),
-            message: Set("m".into()),
             notification_type: Set("message".into()),
-            ..Default::default()
+            ..notification_row(user.id, format!("burst {i}"))
         }
         .insert(&app.db)
         .await

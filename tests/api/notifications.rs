@@ -174,7 +174,7 @@ async fn users_never_see_each_others_notifications(backend: Backend) {
 
 async fn the_list_reflects_every_write_at_once(backend: Backend) {
     use entity::notification;
-    use sea_orm::{ActiveModelTrait, ActiveValue::Set, DbErr};
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
 
     let app = spawn_app_with(backend, |_| {}).await;
     let user = app.new_user().await;
@@ -182,13 +182,7 @@ async fn the_list_reflects_every_write_at_once(backend: Backend) {
         let (_, body) = app.get("/api/notifications/", Some(&user.token)).await;
         (body["count"].as_u64().unwrap(), body["unread_count"].as_u64().unwrap())
     };
-    let row = |title: &str| notification::ActiveModel {
-        user_id: Set(user.id),
-        title: Set(title.to_string()),
-        message: Set("m".into()),
-        notification_type: Set("system".into()),
-        ..Default::default()
-    };
+    let row = |title: &str| crate::helpers::notification_row(user.id, title);
     app.notify(user.id, "api").await;
     assert_eq!(counts().await, (1, 1));
     assert_eq!(counts().await, (1, 1), "served again while unchanged");
@@ -214,7 +208,6 @@ async fn the_list_reflects_every_write_at_once(backend: Backend) {
     app.post("/api/notifications/mark-all-read/", Some(&user.token), None)
         .await;
     assert_eq!(counts().await, (5, 0));
-    let _: Option<DbErr> = None;
 }
 
 async fn concurrent_writes_all_succeed(backend: Backend) {

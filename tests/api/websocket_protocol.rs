@@ -225,11 +225,9 @@ async fn a_client_that_stops_reading_is_dropped_and_slows_nobody() {
     let rows = |user_id: i32| -> Vec<notification::ActiveModel> {
         (0..1000)
             .map(|i| notification::ActiveModel {
-                user_id: Set(user_id),
-                title: Set(format!("n{i}")),
                 message: Set(big.clone()),
                 notification_type: Set("message".into()),
-                ..Default::default()
+                ..crate::helpers::notification_row(user_id, format!("n{i}"))
             })
             .collect()
     };
