@@ -148,13 +148,7 @@ impl Api {
             "message": "herald-bench per-user notification",
             "notification_type": "system",
         });
-        let (status, text) = self.post("/api/notifications/", Some(admin), &body).await?;
-        if status != StatusCode::CREATED {
-            bail!("POST /api/notifications/: {status} {}", snippet(&text));
-        }
-        let c: Created = serde_json::from_slice(&text)
-            .with_context(|| format!("POST /api/notifications/: body {}", snippet(&text)))?;
-        Ok(c.id)
+        self.create("/api/notifications/", admin, &body).await
     }
 
     /// Admin: POST /api/global-notifications/ (level info) → the new id.
@@ -164,12 +158,17 @@ impl Api {
             "message": "herald-bench announcement",
             "level": "info",
         });
-        let (status, text) = self.post("/api/global-notifications/", Some(admin), &body).await?;
+        self.create("/api/global-notifications/", admin, &body).await
+    }
+
+    /// Admin: POST `body` to `path`; a 201 answers the new object's id.
+    async fn create(&self, path: &str, admin: &str, body: &Value) -> anyhow::Result<i64> {
+        let (status, text) = self.post(path, Some(admin), body).await?;
         if status != StatusCode::CREATED {
-            bail!("POST /api/global-notifications/: {status} {}", snippet(&text));
+            bail!("POST {path}: {status} {}", snippet(&text));
         }
-        let c: Created = serde_json::from_slice(&text)
-            .with_context(|| format!("POST /api/global-notifications/: body {}", snippet(&text)))?;
+        let c: Created =
+            serde_json::from_slice(&text).with_context(|| format!("POST {path}: body {}", snippet(&text)))?;
         Ok(c.id)
     }
 
