@@ -1,12 +1,16 @@
 //! `Application::build` wires settings, database, hub and HTTP server together;
 //! `run_until_stopped` serves until SIGINT/SIGTERM and then shuts down gracefully.
-use std::{any::Any, net::TcpListener, sync::Arc, time::Duration};
+use std::{convert::Infallible, net::TcpListener, sync::Arc, time::Duration};
 
 use actix::{Actor, Addr, AsyncContext};
+use actix_http::{HttpService, KeepAlive};
+use actix_server::{Server, ServerBuilder, ServerHandle};
+use actix_service::{IntoServiceFactory, fn_service, map_config};
 use actix_web::{
-    App, HttpServer,
-    dev::{Extensions, Server, ServerHandle},
+    App,
+    dev::{AppConfig, Extensions},
     middleware::{ErrorHandlers, Logger},
+    rt::net::TcpStream,
     web,
 };
 use migration::{Migrator, MigratorTrait};
@@ -25,6 +29,7 @@ use crate::{
     routes,
     services::notifications::ListCache,
     state::AppState,
+    ws,
 };
 
 /// Pending connections the listener queues (bursts of WebSocket handshakes).
@@ -177,38 +182,66 @@ impl Application {
             .limit(settings.limits.body_bytes)
             .error_handler(error::json_error);
         let user_timeout = settings.websocket.client_timeout();
-        let workers = settings.workers;
 
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .app_data(json_config.clone())
-                .app_data(web::PathConfig::default().error_handler(error::path_error))
-                .app_data(web::QueryConfig::default().error_handler(error::query_error))
-                .wrap(ErrorHandlers::new().default_handler(error::ensure_json_body))
-                // Method, path, status, time: never headers, cookies or query strings.
-                .wrap(
-                    Logger::new("%{method}xi %U %s %Dms")
-                        .custom_request_replace("method", |req| req.method().to_string()),
-                )
-                .configure(routes::config)
-                .default_service(web::to(error::not_found))
-        })
-        .on_connect(move |conn: &dyn Any, _: &mut Extensions| tune_socket(conn, user_timeout))
-        .backlog(LISTEN_BACKLOG as u32)
-        .workers(if workers == 0 {
+        let workers = if settings.workers == 0 {
             std::thread::available_parallelism().map_or(2, |n| n.get())
         } else {
-            workers
-        })
-        .disable_signals()
-        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
-        .listen(listener)
-        .map_err(|source| StartupError::Bind {
-            addr: addr.to_string(),
-            source,
-        })?
-        .run();
+            settings.workers
+        };
+
+        // actix-web's `HttpServer` cannot take an upgrade handler, so the same stack is assembled
+        // from its parts: actix-server workers running actix-http's `HttpService` around the App,
+        // plus `ws::upgrade`, which gets WebSocket handshakes together with their connection.
+        let builder = ServerBuilder::default();
+        let graceful = builder.graceful_shutdown_signal();
+        let server = builder
+            .backlog(LISTEN_BACKLOG as u32)
+            .workers(workers)
+            .disable_signals()
+            .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+            .listen("herald", listener, move || {
+                let graceful = graceful.clone();
+                let ws_state = state.clone();
+                let app = App::new()
+                    .app_data(state.clone())
+                    .app_data(json_config.clone())
+                    .app_data(web::PathConfig::default().error_handler(error::path_error))
+                    .app_data(web::QueryConfig::default().error_handler(error::query_error))
+                    .wrap(ErrorHandlers::new().default_handler(error::ensure_json_body))
+                    // Method, path, status, time: never headers, cookies or query strings.
+                    .wrap(
+                        Logger::new("%{method}xi %U %s %Dms")
+                            .custom_request_replace("method", |req| req.method().to_string()),
+                    )
+                    .configure(routes::config)
+                    .default_service(web::to(error::not_found));
+                HttpService::build()
+                    .keep_alive(KeepAlive::default())
+                    .client_request_timeout(Duration::from_secs(5))
+                    .client_disconnect_timeout(Duration::from_secs(1))
+                    // Idle keep-alive connections close as soon as a graceful shutdown starts.
+                    .graceful_shutdown_signal(move || {
+                        let graceful = graceful.clone();
+                        async move { graceful.notified().await }
+                    })
+                    .on_connect_ext(move |io: &TcpStream, _: &mut Extensions| tune_socket(io, user_timeout))
+                    .upgrade(fn_service(move |(req, framed)| {
+                        let state = ws_state.clone();
+                        async move {
+                            ws::upgrade::serve(req, framed, state).await;
+                            Ok::<_, Infallible>(())
+                        }
+                    }))
+                    // Herald builds no absolute URLs and reads no `ConnectionInfo`, the only users
+                    // of `AppConfig`'s host and address.
+                    .finish(map_config(app.into_factory(), |_| AppConfig::default()))
+                    .tcp()
+            })
+            .map_err(|source| StartupError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?
+            .run();
 
         Ok(Self { port, server, hub, db })
     }
@@ -288,12 +321,10 @@ async fn wait_for_signal() {
 /// Per-connection socket options: no Nagle delay on pushes, and a kernel timeout that aborts a
 /// connection whose peer stops acknowledging data (a dead peer, or a client that stopped
 /// reading), so a stalled socket is reclaimed even while its actor cannot run.
-fn tune_socket(conn: &dyn Any, user_timeout: Duration) {
-    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-        let _ = tcp.set_nodelay(true);
-        #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
-        {
-            let _ = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(user_timeout));
-        }
+fn tune_socket(tcp: &TcpStream, user_timeout: Duration) {
+    let _ = tcp.set_nodelay(true);
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+    {
+        let _ = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(user_timeout));
     }
 }

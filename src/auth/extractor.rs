@@ -1,7 +1,13 @@
 //! Extractors yielding the authenticated caller: `CurrentUser`, and `AdminUser` for admin routes.
 use std::{future::Future, pin::Pin};
 
-use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
+use actix_web::{
+    FromRequest, HttpRequest,
+    cookie::Cookie,
+    dev::Payload,
+    http::header::{self, HeaderMap},
+    web,
+};
 
 use super::{AuthUser, Credential, csrf};
 use crate::{error::ApiError, state::AppState};
@@ -13,9 +19,9 @@ pub enum Presented {
     Nothing,
 }
 
-/// The credential in the request: a Bearer header wins over the session cookie.
-pub fn presented(req: &HttpRequest) -> Presented {
-    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+/// The credential in the request headers: a Bearer header wins over the session cookie.
+pub fn presented(headers: &HeaderMap) -> Presented {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
         let token = value
             .to_str()
             .ok()
@@ -24,7 +30,13 @@ pub fn presented(req: &HttpRequest) -> Presented {
             .unwrap_or_default();
         return Presented::Bearer(token);
     }
-    match req.cookie(csrf::SESSION_COOKIE) {
+    let session_cookie = headers
+        .get_all(header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| Cookie::parse_encoded(pair.trim()).ok())
+        .find(|c| c.name() == csrf::SESSION_COOKIE);
+    match session_cookie {
         Some(cookie) => Presented::Cookie(cookie.value().to_string()),
         None => Presented::Nothing,
     }
@@ -46,7 +58,7 @@ impl CurrentUser {
         let state = req
             .app_data::<web::Data<AppState>>()
             .ok_or_else(|| ApiError::Internal("application state missing".into()))?;
-        let (token, via_cookie) = match presented(&req) {
+        let (token, via_cookie) = match presented(req.headers()) {
             Presented::Bearer(token) => (token, false),
             Presented::Cookie(token) => (token, true),
             Presented::Nothing => return Err(ApiError::Unauthorized),

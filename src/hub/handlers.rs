@@ -28,6 +28,9 @@ impl Handler<Connect> for NotificationHub {
         };
         self.join(Group::User(msg.user_id), msg.session_id, member());
         self.join(Group::Global, msg.session_id, member());
+        if let Some(joined) = msg.joined {
+            let _ = joined.send(());
+        }
     }
 }
 

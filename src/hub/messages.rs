@@ -7,6 +7,7 @@ use std::{
 use actix::{Message, Recipient};
 use actix_web_actors::ws::CloseReason;
 use bytestring::ByteString;
+use tokio::sync::oneshot;
 
 pub use entity::broadcast::CreatedNotification;
 
@@ -50,6 +51,8 @@ pub struct Connect {
     pub recipient: Recipient<ToSession>,
     /// Messages sent to the session and not yet handled by it: the bounded send queue.
     pub queued: Arc<AtomicUsize>,
+    /// Told once the session is in its groups.
+    pub joined: Option<oneshot::Sender<()>>,
 }
 
 /// A session has stopped: it leaves its groups.

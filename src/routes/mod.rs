@@ -15,6 +15,6 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .configure(global_notifications::config)
         .configure(admin::config)
         .configure(health::config)
-        .configure(crate::ws::config)
+        .configure(crate::ws::upgrade::config)
         .configure(pages::config);
 }

@@ -1,6 +1,5 @@
-//! The WebSocket transport: the upgrade route and the per-connection session actor.
-//! Everything actix-web-actors specific stays in this folder.
-mod route;
+//! The WebSocket transport: the upgrade handshake, the connection pump and the per-connection
+//! session actor. Everything actix-web-actors specific stays in this folder.
 mod session;
-
-pub use route::config;
+mod transport;
+pub mod upgrade;

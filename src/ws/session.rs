@@ -11,11 +11,12 @@ use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Handler, StreamHa
 use actix_web::web;
 use actix_web_actors::ws::{self, CloseCode, CloseReason};
 use serde::Deserialize;
+use tokio::sync::oneshot;
 
 use crate::{
     auth::Credential,
     error::ApiError,
-    hub::messages::{Disconnect, ToSession},
+    hub::messages::{Connect, Disconnect, ToSession},
     payloads,
     services::notifications,
     state::AppState,
@@ -28,6 +29,9 @@ const BAD_FRAME_WINDOW: Duration = Duration::from_secs(60);
 pub struct WsSession {
     id: u64,
     user_id: i32,
+    credential_id: i32,
+    /// Told once the hub has added this session to its groups (the handshake waits for it).
+    joined: Option<oneshot::Sender<()>>,
     state: web::Data<AppState>,
     /// Pushes queued by the hub and not yet handled here (the hub's slow-consumer bound).
     queued: Arc<AtomicUsize>,
@@ -37,11 +41,19 @@ pub struct WsSession {
 }
 
 impl WsSession {
-    pub fn new(id: u64, credential: &Credential, state: web::Data<AppState>, queued: Arc<AtomicUsize>) -> Self {
+    pub fn new(
+        id: u64,
+        credential: &Credential,
+        state: web::Data<AppState>,
+        queued: Arc<AtomicUsize>,
+        joined: oneshot::Sender<()>,
+    ) -> Self {
         let now = Instant::now();
         Self {
             id,
             user_id: credential.user.id,
+            credential_id: credential.id,
+            joined: Some(joined),
             state,
             queued,
             last_heard: now,
@@ -118,6 +130,14 @@ impl Actor for WsSession {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.state.hub.do_send(Connect {
+            session_id: self.id,
+            user_id: self.user_id,
+            credential_id: self.credential_id,
+            recipient: ctx.address().recipient(),
+            queued: self.queued.clone(),
+            joined: self.joined.take(),
+        });
         let ws = &self.state.settings.websocket;
         let timeout = ws.client_timeout();
         ctx.run_interval(ws.heartbeat_interval(), move |act, ctx| {

@@ -314,3 +314,99 @@ async fn shutdown_tells_sockets_the_server_is_going_away() {
     actix_web::rt::spawn(async move { shutdown.shutdown().await });
     assert_eq!(socket.close_code(Duration::from_secs(5)).await, Some(1001));
 }
+
+/// Sends raw bytes on a fresh connection and reads until the server closes it or `within` ends.
+async fn raw_exchange(port: u16, bytes: &[u8], within: Duration) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    tcp.write_all(bytes).await.expect("write");
+    let mut seen = Vec::new();
+    let _ = tokio::time::timeout(within, tcp.read_to_end(&mut seen)).await;
+    seen
+}
+
+fn upgrade_request(method: &str, path: &str, extra: &str) -> String {
+    format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+    )
+}
+
+/// The status code and JSON body of a raw HTTP response.
+fn status_and_json(response: &[u8]) -> (u16, serde_json::Value) {
+    let text = String::from_utf8_lossy(response);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let body = text.split_once("\r\n\r\n").map(|(_, body)| body).unwrap_or_default();
+    (status, serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
+}
+
+#[actix_web::test]
+async fn refused_upgrades_get_json_errors_and_the_connection_closes() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let bearer = format!("Authorization: Bearer {}\r\n", user.token);
+    let cases = [
+        (upgrade_request("GET", "/api/notifications/", &bearer), 404),
+        (upgrade_request("POST", "/ws/notifications/", &bearer), 405),
+        (upgrade_request("GET", "/ws/notifications/", ""), 401),
+        (
+            upgrade_request("GET", "/ws/notifications/", &bearer)
+                .replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 8"),
+            400,
+        ),
+        (
+            upgrade_request("GET", "/ws/notifications/", &bearer)
+                .replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", ""),
+            400,
+        ),
+        // Not an upgrade at all: the App answers with the handshake's error.
+        (
+            format!("GET /ws/notifications/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{bearer}\r\n"),
+            400,
+        ),
+    ];
+    for (request, expected) in cases {
+        let response = raw_exchange(app.port, request.as_bytes(), Duration::from_secs(5)).await;
+        let (status, body) = status_and_json(&response);
+        assert_eq!(status, expected, "{request}");
+        assert!(
+            body["error"].is_string(),
+            "{request} → {}",
+            String::from_utf8_lossy(&response)
+        );
+    }
+    assert_eq!(app.stats().await.sessions, 0, "no refused handshake joined the hub");
+}
+
+#[actix_web::test]
+async fn a_frame_sent_along_with_the_handshake_is_answered() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let mut bytes = upgrade_request(
+        "GET",
+        "/ws/notifications/",
+        &format!("Authorization: Bearer {}\r\n", user.token),
+    )
+    .into_bytes();
+    // One masked text frame in the same write as the handshake: it arrives in the same read.
+    let payload = br#"{"action":"dance"}"#;
+    let mask = [1u8, 2, 3, 4];
+    bytes.extend_from_slice(&[0x81, 0x80 | payload.len() as u8]);
+    bytes.extend_from_slice(&mask);
+    bytes.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+
+    let response = raw_exchange(app.port, &bytes, Duration::from_secs(1)).await;
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+    let (_, frames) = text.split_once("\r\n\r\n").expect("end of the 101 head");
+    assert!(
+        frames.contains(r#""type":"error""#) && frames.contains("unknown action: dance"),
+        "{frames:?}"
+    );
+}

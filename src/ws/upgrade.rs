@@ -1,0 +1,189 @@
+//! `GET /ws/notifications/`: authenticate, join the hub, answer 101, then serve the socket.
+//!
+//! actix-http hands every `Upgrade: websocket` request here, with the connection, instead of to
+//! the App (see `startup`), so the socket outlives the HTTP dispatcher and its buffers
+//! (`transport`). Refusals are `ApiError`s, answered with the same JSON bodies as the REST API.
+use std::{
+    future::poll_fn,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    task::Poll,
+    time::Instant,
+};
+
+use actix_codec::{Encoder, Framed};
+use actix_http::{
+    ConnectionType, Method, Request, Response,
+    body::{BodySize, BoxBody, MessageBody},
+    h1,
+    header::{self, HeaderMap},
+    ws::{self as ws_proto, HandshakeError},
+};
+use actix_web::{ResponseError, rt::net::TcpStream, web};
+use actix_web_actors::ws::WebsocketContext;
+use bytes::{Bytes, BytesMut};
+use futures_core::Stream;
+use tokio::{io::AsyncWriteExt, sync::oneshot};
+
+use super::{
+    session::WsSession,
+    transport::{SocketReader, pump},
+};
+use crate::{
+    auth::{
+        Credential,
+        extractor::{Presented, presented},
+    },
+    error::ApiError,
+    state::AppState,
+};
+
+/// The one path that upgrades.
+pub const PATH: &str = "/ws/notifications/";
+
+static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Answers one upgrade request on its connection and, once accepted, hands the socket to a
+/// task of its own for the rest of its life.
+pub async fn serve(req: Request, framed: Framed<TcpStream, h1::Codec>, state: web::Data<AppState>) {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let mut parts = framed.into_parts();
+    let accepted = match authorize(&req, &state).await {
+        Ok(credential) => ws_proto::handshake(req.head())
+            .map(|mut builder| (credential, builder.finish().drop_body()))
+            .map_err(handshake_error),
+        Err(e) => Err(e),
+    };
+    drop(req);
+    let (credential, switching) = match accepted {
+        Ok(accepted) => accepted,
+        Err(e) => {
+            let status = e.status_code();
+            refuse(&mut parts.codec, &mut parts.io, &e).await;
+            return log_request(&method, &path, status.as_u16(), started);
+        }
+    };
+
+    // The bytes the client may have sent right behind the handshake; the dispatcher's 8 KiB read
+    // buffer is released rather than kept for them.
+    let early = Bytes::copy_from_slice(&parts.read_buf);
+    let mut head = BytesMut::new();
+    if let Err(e) = parts
+        .codec
+        .encode(h1::Message::Item((switching, BodySize::None)), &mut head)
+    {
+        log::error!("cannot encode the WebSocket handshake response: {e}");
+        return;
+    }
+    let (read, write) = parts.io.into_split();
+    drop(parts.read_buf);
+    drop(parts.write_buf);
+
+    let (joined_tx, joined_rx) = oneshot::channel();
+    let session_id = NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed);
+    let queued = Arc::new(AtomicUsize::new(0));
+    let session = WsSession::new(session_id, &credential, state.clone(), queued, joined_tx);
+    let codec = ws_proto::Codec::new().max_size(state.settings.websocket.max_frame_bytes);
+    let frames = WebsocketContext::with_codec(session, SocketReader::new(read, early), codec);
+    // The socket lives on in its own small task; this handshake future (several KiB: it awaited
+    // authentication) ends here, and with it the connection's HTTP dispatcher.
+    actix_web::rt::spawn(async move {
+        let mut frames = std::pin::pin!(frames);
+        // The first poll runs the session's `started`, which asks the hub to add it to its
+        // groups. The 101 goes out only once the hub has done so: a push right after the
+        // handshake reaches this socket.
+        let first = poll_fn(|cx| Poll::Ready(frames.as_mut().poll_next(cx))).await;
+        if matches!(first, Poll::Ready(None | Some(Err(_)))) || joined_rx.await.is_err() {
+            log::error!("hub unavailable: WebSocket session {session_id} could not join its groups");
+            return log_request(&Method::GET, PATH, 500, started);
+        }
+        log_request(&Method::GET, PATH, 101, started);
+        let mut head = head;
+        if let Poll::Ready(Some(Ok(frame))) = first {
+            head.extend_from_slice(&frame);
+        }
+        pump(head.freeze(), frames, write).await;
+    });
+}
+
+/// The credential of the handshake, after the path, method and Origin checks.
+async fn authorize(req: &Request, state: &AppState) -> Result<Credential, ApiError> {
+    if req.path() != PATH {
+        return Err(ApiError::NotFound);
+    }
+    if req.method() != Method::GET {
+        return Err(ApiError::MethodNotAllowed);
+    }
+    let token = match presented(&req.head().headers) {
+        Presented::Bearer(token) => token,
+        Presented::Cookie(token) => {
+            // Browsers send cookies cross-site: a cookie handshake must come from an allowed page.
+            if !origin_allowed(&req.head().headers, &state.allowed_origins) {
+                return Err(ApiError::Forbidden("origin not allowed".into()));
+            }
+            token
+        }
+        Presented::Nothing => return Err(ApiError::Unauthorized),
+    };
+    state.auth.authenticate(&token).await?.ok_or(ApiError::Unauthorized)
+}
+
+fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|origin| allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)))
+}
+
+fn handshake_error(e: HandshakeError) -> ApiError {
+    let reason = match e {
+        HandshakeError::GetMethodRequired => return ApiError::MethodNotAllowed,
+        HandshakeError::NoWebsocketUpgrade => "Upgrade: websocket header expected",
+        HandshakeError::NoConnectionUpgrade => "Connection: upgrade header expected",
+        HandshakeError::NoVersionHeader => "Sec-WebSocket-Version header expected",
+        HandshakeError::UnsupportedVersion => "unsupported Sec-WebSocket-Version (13 expected)",
+        HandshakeError::BadWebsocketKey => "missing or invalid Sec-WebSocket-Key header",
+    };
+    ApiError::BadRequest(reason.into())
+}
+
+/// Writes the error's JSON response and closes the connection.
+async fn refuse(codec: &mut h1::Codec, io: &mut TcpStream, error: &ApiError) {
+    let response: Response<BoxBody> = error.error_response().into();
+    let (mut head, body) = response.into_parts();
+    head.head_mut().set_connection_type(ConnectionType::Close);
+    let body = body.try_into_bytes().unwrap_or_default();
+    let mut out = BytesMut::new();
+    if codec
+        .encode(h1::Message::Item((head, BodySize::Sized(body.len() as u64))), &mut out)
+        .is_ok()
+    {
+        out.extend_from_slice(&body);
+        let _ = io.write_all(&out).await;
+        let _ = io.shutdown().await;
+    }
+}
+
+/// The same line the HTTP logger writes for every other request: method, path, status, time.
+fn log_request(method: &Method, path: &str, status: u16, started: Instant) {
+    log::info!(
+        target: "actix_web::middleware::logger",
+        "{method} {path} {status} {:.6}ms",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+}
+
+/// Requests to the WebSocket path that do not ask for an upgrade reach the App: they get the
+/// handshake's own error.
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource(PATH).to(|req: actix_web::HttpRequest| async move {
+        match *req.method() {
+            Method::GET => Err::<actix_web::HttpResponse, _>(handshake_error(HandshakeError::NoWebsocketUpgrade)),
+            _ => Err(ApiError::MethodNotAllowed),
+        }
+    }));
+}
