@@ -41,13 +41,7 @@ pub struct WsSession {
 }
 
 impl WsSession {
-    pub fn new(
-        id: u64,
-        credential: &Credential,
-        state: web::Data<AppState>,
-        queued: Arc<AtomicUsize>,
-        joined: oneshot::Sender<()>,
-    ) -> Self {
+    pub fn new(id: u64, credential: &Credential, state: web::Data<AppState>, joined: oneshot::Sender<()>) -> Self {
         let now = Instant::now();
         Self {
             id,
@@ -55,7 +49,7 @@ impl WsSession {
             credential_id: credential.id,
             joined: Some(joined),
             state,
-            queued,
+            queued: Arc::new(AtomicUsize::new(0)),
             last_heard: now,
             bad_frames: 0,
             bad_window_start: now,

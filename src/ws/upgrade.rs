@@ -5,10 +5,7 @@
 //! (`transport`). Refusals are `ApiError`s, answered with the same JSON bodies as the REST API.
 use std::{
     future::poll_fn,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
-    },
+    sync::atomic::{AtomicU64, Ordering},
     task::Poll,
     time::Instant,
 };
@@ -80,13 +77,10 @@ pub async fn serve(req: Request, framed: Framed<TcpStream, h1::Codec>, state: we
         return;
     }
     let (read, write) = parts.io.into_split();
-    drop(parts.read_buf);
-    drop(parts.write_buf);
 
     let (joined_tx, joined_rx) = oneshot::channel();
     let session_id = NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed);
-    let queued = Arc::new(AtomicUsize::new(0));
-    let session = WsSession::new(session_id, &credential, state.clone(), queued, joined_tx);
+    let session = WsSession::new(session_id, &credential, state.clone(), joined_tx);
     let codec = ws_proto::Codec::new().max_size(state.settings.websocket.max_frame_bytes);
     let frames = WebsocketContext::with_codec(session, SocketReader::new(read, early), codec);
     // The socket lives on in its own small task; this handshake future (several KiB: it awaited
@@ -98,8 +92,9 @@ pub async fn serve(req: Request, framed: Framed<TcpStream, h1::Codec>, state: we
         // handshake reaches this socket.
         let first = poll_fn(|cx| Poll::Ready(frames.as_mut().poll_next(cx))).await;
         if matches!(first, Poll::Ready(None | Some(Err(_)))) || joined_rx.await.is_err() {
-            log::error!("hub unavailable: WebSocket session {session_id} could not join its groups");
-            return log_request(&Method::GET, PATH, 500, started);
+            // Nothing was answered: the connection just closes.
+            log::error!("hub unavailable: WebSocket session {session_id} could not join its groups; connection closed");
+            return;
         }
         log_request(&Method::GET, PATH, 101, started);
         let mut head = head;
