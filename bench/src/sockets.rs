@@ -256,8 +256,10 @@ async fn open_one(target: &Target, index: usize, token: &str) -> anyhow::Result<
     request
         .headers_mut()
         .insert("authorization", HeaderValue::from_str(&format!("Bearer {token}"))?);
-    // Small buffers: 10k idle sockets must not cost the tool (or its page cache) much.
-    let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
+    // Small buffers: 10k idle sockets must not cost the tool (or its page cache) much, and
+    // tungstenite zeroes the free part of its read buffer before every read (8 % of the
+    // tool's CPU in a fan-out profile with 4 KiB; pushes are a few hundred bytes).
+    let config = WebSocketConfig::default().read_buffer_size(1024).write_buffer_size(0);
     let (ws, _resp) = tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
     Ok(ws)
 }
