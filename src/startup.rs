@@ -153,6 +153,7 @@ impl Application {
 
         let layer_status = LayerStatus::new(true);
         let queue_len = settings.websocket.send_queue_len;
+        let heartbeat = settings.websocket.heartbeat_interval();
         // The Redis task needs the hub's address and the hub owns the layer: create them together.
         let hub = NotificationHub::create(|ctx| {
             let layer = match redis {
@@ -162,7 +163,7 @@ impl Application {
                     ChannelLayer::Redis(redis.start(hub, layer_status.clone(), auth.clone()))
                 }
             };
-            NotificationHub::new(layer, auth.clone(), queue_len)
+            NotificationHub::new(layer, auth.clone(), queue_len, heartbeat)
         });
         // Entity hooks anywhere in this actix System now reach this hub.
         entity::broadcast::subscribe(hub.clone().recipient());

@@ -5,8 +5,9 @@ use std::{
 };
 
 use actix::{Message, Recipient};
+use actix_http::ws::{OpCode, Parser};
 use actix_web_actors::ws::CloseReason;
-use bytestring::ByteString;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::oneshot;
 
 pub use entity::broadcast::CreatedNotification;
@@ -31,14 +32,34 @@ impl fmt::Display for Group {
     }
 }
 
+/// A push as the bytes of one WebSocket text frame. Server frames are not masked, so every
+/// socket sends the same bytes: a push is serialized and framed once, and each session only
+/// takes a reference to it.
+#[derive(Debug, Clone)]
+pub struct PushFrame(Bytes);
+
+impl PushFrame {
+    pub fn text(text: &str) -> Self {
+        let mut frame = BytesMut::with_capacity(text.len() + 10);
+        Parser::write_message(&mut frame, text, OpCode::Text, true, false);
+        Self(frame.freeze())
+    }
+
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+}
+
 /// Hub → session: what to do with the socket.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub enum ToSession {
-    /// Send this (already serialized, shared) text frame.
-    Text(ByteString),
+    /// Send this push.
+    Push(PushFrame),
     /// Close the socket with this reason.
     Close(CloseReason),
+    /// Ping the peer, or close if it has been silent too long.
+    Heartbeat,
 }
 
 /// A session joins its user's group and the global group.
@@ -100,4 +121,26 @@ pub struct HubStats {
     pub sessions: usize,
     /// Groups with at least one member (empty groups are dropped).
     pub groups: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_push_frame_is_one_unmasked_final_text_frame() {
+        // 125 bytes fit the short length form; longer payloads need the extended forms.
+        for len in [0, 125, 126, 70_000] {
+            let text = "x".repeat(len);
+            let mut wire = BytesMut::from(&PushFrame::text(&text).into_bytes()[..]);
+            // Parsed as a client parses what a server sends.
+            let (fin, op, payload) = Parser::parse(&mut wire, false, 1 << 20)
+                .expect("a valid frame")
+                .expect("a whole frame");
+            assert!(fin);
+            assert_eq!(op, OpCode::Text);
+            assert_eq!(payload.as_deref().unwrap_or_default(), text.as_bytes());
+            assert!(wire.is_empty(), "nothing after the frame");
+        }
+    }
 }

@@ -5,13 +5,14 @@ use std::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
+    time::Duration,
 };
 
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, Recipient, WrapFuture};
 use actix_web_actors::ws::{CloseCode, CloseReason};
 use bytestring::ByteString;
 
-use super::messages::{Group, ToSession};
+use super::messages::{Group, PushFrame, ToSession};
 use crate::{auth::AuthService, layer::ChannelLayer};
 
 /// A registered session.
@@ -34,16 +35,19 @@ pub struct NotificationHub {
     pub(super) auth: Arc<AuthService>,
     /// Messages one session may have queued before it counts as a slow consumer.
     pub(super) queue_limit: usize,
+    /// How often every session is told to ping its peer.
+    heartbeat_interval: Duration,
 }
 
 impl NotificationHub {
-    pub fn new(layer: ChannelLayer, auth: Arc<AuthService>, queue_limit: usize) -> Self {
+    pub fn new(layer: ChannelLayer, auth: Arc<AuthService>, queue_limit: usize, heartbeat_interval: Duration) -> Self {
         Self {
             sessions: HashMap::new(),
             groups: HashMap::new(),
             layer,
             auth,
             queue_limit,
+            heartbeat_interval,
         }
     }
 
@@ -58,6 +62,7 @@ impl NotificationHub {
         let Some(members) = self.groups.get(&group) else {
             return;
         };
+        let frame = PushFrame::text(&text);
         let mut slow = Vec::new();
         for (&id, member) in members {
             // The session decrements when it has handled a message: past the limit it is not
@@ -68,7 +73,7 @@ impl NotificationHub {
             }
             // do_send: the bound is the counter above, not actix's mailbox capacity (which
             // cannot be raised before the session actor starts).
-            member.recipient.do_send(ToSession::Text(text.clone()));
+            member.recipient.do_send(ToSession::Push(frame.clone()));
         }
         for id in slow {
             if let Some(member) = self.remove_session(id) {
@@ -163,4 +168,17 @@ impl NotificationHub {
 /// Pushes reach the hub with `do_send`, which never drops a message for want of room.
 impl Actor for NotificationHub {
     type Context = Context<Self>;
+
+    /// One timer drives every session's heartbeat. A timer per session would be polled on each
+    /// of its wakes, that is on every push (it showed in the fan-out profile), and would cost
+    /// each idle socket a timer entry.
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(self.heartbeat_interval, |hub, _| {
+            if let Some(members) = hub.groups.get(&Group::Global) {
+                for member in members.values() {
+                    member.recipient.do_send(ToSession::Heartbeat);
+                }
+            }
+        });
+    }
 }

@@ -4,6 +4,7 @@ use std::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
+    task::Waker,
     time::{Duration, Instant},
 };
 
@@ -13,6 +14,7 @@ use actix_web_actors::ws::{self, CloseCode, CloseReason};
 use serde::Deserialize;
 use tokio::sync::oneshot;
 
+use super::transport::Outbox;
 use crate::{
     auth::Credential,
     error::ApiError,
@@ -35,13 +37,24 @@ pub struct WsSession {
     state: web::Data<AppState>,
     /// Pushes queued by the hub and not yet handled here (the hub's slow-consumer bound).
     queued: Arc<AtomicUsize>,
+    /// Where pushes go: the transport writes their shared bytes as they are.
+    outbox: Outbox,
+    /// Wakes the task that drives this session's socket (see `transport::pump`).
+    transport: Waker,
     last_heard: Instant,
     bad_frames: u32,
     bad_window_start: Instant,
 }
 
 impl WsSession {
-    pub fn new(id: u64, credential: &Credential, state: web::Data<AppState>, joined: oneshot::Sender<()>) -> Self {
+    pub fn new(
+        id: u64,
+        credential: &Credential,
+        state: web::Data<AppState>,
+        joined: oneshot::Sender<()>,
+        outbox: Outbox,
+        transport: Waker,
+    ) -> Self {
         let now = Instant::now();
         Self {
             id,
@@ -50,6 +63,8 @@ impl WsSession {
             joined: Some(joined),
             state,
             queued: Arc::new(AtomicUsize::new(0)),
+            outbox,
+            transport,
             last_heard: now,
             bad_frames: 0,
             bad_window_start: now,
@@ -132,20 +147,13 @@ impl Actor for WsSession {
             queued: self.queued.clone(),
             joined: self.joined.take(),
         });
-        let ws = &self.state.settings.websocket;
-        let timeout = ws.client_timeout();
-        ctx.run_interval(ws.heartbeat_interval(), move |act, ctx| {
-            if act.last_heard.elapsed() > timeout {
-                log::debug!("WebSocket session {} timed out", act.id);
-                ctx.stop();
-            } else {
-                ctx.ping(b"");
-            }
-        });
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
         self.state.hub.do_send(Disconnect { session_id: self.id });
+        // Stopping wakes nothing the context waits on: the transport must look again to see
+        // the end, send what is left and close the connection.
+        self.transport.wake_by_ref();
     }
 }
 
@@ -154,13 +162,21 @@ impl Handler<ToSession> for WsSession {
 
     fn handle(&mut self, msg: ToSession, ctx: &mut Self::Context) {
         match msg {
-            ToSession::Text(text) => {
+            ToSession::Push(frame) => {
                 self.queued.fetch_sub(1, Ordering::Relaxed);
-                ctx.text(text);
+                self.outbox.push(frame.into_bytes());
             }
             ToSession::Close(reason) => {
                 ctx.close(Some(reason));
                 ctx.stop();
+            }
+            ToSession::Heartbeat => {
+                if self.last_heard.elapsed() > self.state.settings.websocket.client_timeout() {
+                    log::debug!("WebSocket session {} timed out", self.id);
+                    ctx.stop();
+                } else {
+                    ctx.ping(b"");
+                }
             }
         }
     }

@@ -6,7 +6,7 @@
 use std::{
     future::poll_fn,
     sync::atomic::{AtomicU64, Ordering},
-    task::Poll,
+    task::{Context, Poll, Waker},
     time::Instant,
 };
 
@@ -26,7 +26,7 @@ use tokio::{io::AsyncWriteExt, sync::oneshot};
 
 use super::{
     session::WsSession,
-    transport::{SocketReader, pump},
+    transport::{Outbox, SocketReader, Wakeup, pump},
 };
 use crate::{
     auth::{
@@ -80,7 +80,17 @@ pub async fn serve(req: Request, framed: Framed<TcpStream, h1::Codec>, state: we
 
     let (joined_tx, joined_rx) = oneshot::channel();
     let session_id = NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed);
-    let session = WsSession::new(session_id, &credential, state.clone(), joined_tx);
+    let wakeup = Wakeup::new();
+    let waker = Waker::from(wakeup.clone());
+    let outbox = Outbox::default();
+    let session = WsSession::new(
+        session_id,
+        &credential,
+        state.clone(),
+        joined_tx,
+        outbox.clone(),
+        waker.clone(),
+    );
     let codec = ws_proto::Codec::new().max_size(state.settings.websocket.max_frame_bytes);
     let frames = WebsocketContext::with_codec(session, SocketReader::new(read, early), codec);
     // The socket lives on in its own small task; this handshake future (several KiB: it awaited
@@ -90,7 +100,7 @@ pub async fn serve(req: Request, framed: Framed<TcpStream, h1::Codec>, state: we
         // The first poll runs the session's `started`, which asks the hub to add it to its
         // groups. The 101 goes out only once the hub has done so: a push right after the
         // handshake reaches this socket.
-        let first = poll_fn(|cx| Poll::Ready(frames.as_mut().poll_next(cx))).await;
+        let first = poll_fn(|_| Poll::Ready(frames.as_mut().poll_next(&mut Context::from_waker(&waker)))).await;
         if matches!(first, Poll::Ready(None | Some(Err(_)))) || joined_rx.await.is_err() {
             // Nothing was answered: the connection just closes.
             log::error!("hub unavailable: WebSocket session {session_id} could not join its groups; connection closed");
@@ -101,7 +111,7 @@ pub async fn serve(req: Request, framed: Framed<TcpStream, h1::Codec>, state: we
         if let Poll::Ready(Some(Ok(frame))) = first {
             head.extend_from_slice(&frame);
         }
-        pump(head.freeze(), frames, write).await;
+        pump(head.freeze(), frames, outbox, write, wakeup).await;
     });
 }
 
