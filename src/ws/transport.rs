@@ -4,7 +4,8 @@
 //! dispatcher, with its fixed 8 KiB read and 8 KiB write buffers, alive for the socket's life:
 //! 16 KiB per idle connection. Here the connection is taken over after the handshake instead, and
 //! holds no buffer between reads: a read lands in a stack buffer and only the bytes received are
-//! copied out, and each outgoing chunk is written straight from the context's encoded frames.
+//! copied out. Pushes are written from the frame bytes the hub made once for all sockets, and
+//! everything else straight from the context's encoded frames.
 use std::{
     cell::RefCell,
     collections::VecDeque,
@@ -72,20 +73,19 @@ impl Stream for SocketReader {
         let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
         let mut buf = ReadBuf::uninit(&mut chunk);
         let this = &mut *self;
-        match Pin::new(&mut this.io).poll_read(&mut Context::from_waker(&this.readable_waker), &mut buf) {
-            // The socket now holds our waker: its readiness fires `readable`, which wakes `cx`.
-            Poll::Pending => Poll::Pending,
-            ready => {
-                // There may be more to read: look again on the next poll.
-                this.readable.fire();
-                match ready {
-                    Poll::Ready(Ok(())) if buf.filled().is_empty() => Poll::Ready(None),
-                    Poll::Ready(Ok(())) => Poll::Ready(Some(Ok(Bytes::copy_from_slice(buf.filled())))),
-                    Poll::Ready(Err(e)) => Poll::Ready(Some(Err(PayloadError::Io(e)))),
-                    Poll::Pending => Poll::Pending,
-                }
-            }
-        }
+        // On Pending the socket holds `readable_waker`: its readiness fires `readable`, which wakes `cx`.
+        let Poll::Ready(result) =
+            Pin::new(&mut this.io).poll_read(&mut Context::from_waker(&this.readable_waker), &mut buf)
+        else {
+            return Poll::Pending;
+        };
+        // There may be more to read: look again on the next poll.
+        this.readable.fire();
+        Poll::Ready(match result {
+            Ok(()) if buf.filled().is_empty() => None,
+            Ok(()) => Some(Ok(Bytes::copy_from_slice(buf.filled()))),
+            Err(e) => Some(Err(PayloadError::Io(e))),
+        })
     }
 }
 
