@@ -40,6 +40,7 @@ pub struct PushFrame(Bytes);
 
 impl PushFrame {
     pub fn text(text: &str) -> Self {
+        // 10: the longest header of an unmasked frame.
         let mut frame = BytesMut::with_capacity(text.len() + 10);
         Parser::write_message(&mut frame, text, OpCode::Text, true, false);
         Self(frame.freeze())
