@@ -77,7 +77,7 @@ impl Handler<FromLayer> for NotificationHub {
 
     fn handle(&mut self, FromLayer(event): FromLayer, ctx: &mut Context<Self>) {
         match event {
-            LayerEvent::Deliver { group, text } => self.deliver_local(group, text),
+            LayerEvent::Deliver { group, text } => self.deliver_local(group, &text),
             LayerEvent::Revoke {
                 credential_id,
                 token_hash,

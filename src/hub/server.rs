@@ -58,15 +58,15 @@ impl NotificationHub {
     /// Sends `text` to this node's members of `group` and to the other nodes' through the layer.
     pub(super) fn broadcast(&mut self, group: Group, text: ByteString) {
         self.layer.publish_deliver(group, &text);
-        self.deliver_local(group, text);
+        self.deliver_local(group, &text);
     }
 
     /// Sends `text` to this node's members of `group`; drops those that cannot keep up.
-    pub(super) fn deliver_local(&mut self, group: Group, text: ByteString) {
+    pub(super) fn deliver_local(&mut self, group: Group, text: &str) {
         let Some(members) = self.groups.get(&group) else {
             return;
         };
-        let frame = PushFrame::text(&text);
+        let frame = PushFrame::text(text);
         let mut slow = Vec::new();
         for (&id, member) in members {
             // The session decrements when it has handled a message: past the limit it is not
