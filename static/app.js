@@ -26,6 +26,7 @@ const app = {
   notifications: new Map(), // id -> notification
   unread: 0,
   globals: new Map(), // id -> global notification
+  globalsRacing: new Set(), // one Map per list request in flight: the pushes that arrived meanwhile
   globalsTimer: null,
 };
 // Handy for debugging (and for tests): the page's live state.
@@ -376,12 +377,19 @@ function renderAnnouncements() {
 }
 
 async function loadAnnouncements() {
+  const racing = new Map();
+  app.globalsRacing.add(racing);
   try {
     const data = await apiFetch('/api/global-notifications/');
-    app.globals = new Map((data.notifications || []).map((g) => [g.id, g]));
+    const fetched = new Map((data.notifications || []).map((g) => [g.id, g]));
+    // A push that raced past this snapshot is newer than it: keep it.
+    for (const [id, g] of racing) if (!fetched.has(id)) fetched.set(id, g);
+    app.globals = fetched;
     renderAnnouncements();
   } catch {
     /* keep what we have; the next refresh will try again */
+  } finally {
+    app.globalsRacing.delete(racing);
   }
 }
 
@@ -428,6 +436,7 @@ function startLive() {
     if (!isCurrent(g)) return;
     const known = app.globals.has(g.id);
     app.globals.set(g.id, g);
+    for (const racing of app.globalsRacing) racing.set(g.id, g);
     renderAnnouncements();
     if (!known) {
       toast({ title: g.title, message: g.message, level: ['info', 'warning', 'danger'].includes(g.level) ? g.level : 'info', kind: 'global' });

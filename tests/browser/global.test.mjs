@@ -1,7 +1,7 @@
 // Global announcements reach every open tab, coloured by level, and show as a banner.
 import { test, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { fixture, adminToken, register, announce, screenshot, waitForConn, api } from './harness.mjs';
+import { fixture, adminToken, register, announce, screenshot, waitForConn, waitUntil, api } from './harness.mjs';
 
 const fx = fixture();
 before(fx.launch);
@@ -102,4 +102,37 @@ test('announcements that are inactive, off-site or expired are not shown', async
   const titles = await page.locator('#announcements .announcement-title').allTextContents();
   assert.deepEqual(titles, ['Current one']);
   await screenshot(page, 'global-filtered');
+});
+
+test('an announcement pushed while the list is loading stays when the older list arrives', async () => {
+  await register(fx.server, 'ida', 'ida-password-1');
+  const token = await adminToken(fx.server);
+
+  // Every list request is answered as it stood when asked, but only once the gate opens: the
+  // page connects, asks for the list, and the announcement's push overtakes the answer.
+  let openGate;
+  const gate = new Promise((resolve) => (openGate = resolve));
+  let held = 0;
+  let answered = 0;
+  const ctx = await fx.context();
+  await ctx.route('**/api/global-notifications/', async (route) => {
+    if (route.request().method() !== 'GET') return route.continue();
+    held++;
+    const response = await route.fetch();
+    await gate;
+    await route.fulfill({ response });
+    answered++;
+  });
+  const page = await fx.signedInPage('ida', 'ida-password-1', { context: ctx });
+
+  const live = await announce(fx.server, token, { title: 'Overtaking one' });
+  const banner = page.locator(`#announcements .announcement[data-id="${live.id}"]`);
+  await banner.waitFor();
+  assert.ok(held > 0, 'the list was requested on connect');
+
+  openGate();
+  await waitUntil(() => answered === held, { message: 'the held list answers' });
+  // Let the page apply the older list; the pushed announcement must survive it.
+  await page.waitForTimeout(500);
+  assert.equal(await banner.count(), 1, 'the pushed announcement is still shown');
 });
