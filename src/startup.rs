@@ -27,7 +27,7 @@ use crate::{
     hub::{NotificationHub, messages::Shutdown},
     layer::{ChannelLayer, LayerStatus, redis::RedisConfig},
     routes,
-    services::notifications::ListCache,
+    services::{group_commit::NotificationWriter, notifications::ListCache},
     state::AppState,
     ws,
 };
@@ -74,6 +74,10 @@ pub async fn connect_database(settings: &Settings) -> Result<DatabaseConnection,
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false);
     if url.starts_with("sqlite:") {
+        // An embedded file connection cannot be dropped by a server or a firewall, and sqlx's
+        // SQLite driver runs each command on the connection's own thread: a ping on every
+        // acquire would double the thread hand-offs of every query.
+        options.test_before_acquire(false);
         // WAL lets readers run beside the writer; the busy timeout makes concurrent writers wait
         // instead of failing with "database is locked"; NORMAL sync is durable in WAL mode
         // against process crashes.
@@ -83,6 +87,10 @@ pub async fn connect_database(settings: &Settings) -> Result<DatabaseConnection,
                 .busy_timeout(Duration::from_secs(20))
                 .foreign_keys(true)
         });
+    } else {
+        // A server connection can be dropped while idle (restart, proxy, firewall): check the
+        // ones that sat idle, not every hot one, which would add a round trip to each query.
+        options.test_before_acquire_if_idle_for(Duration::from_secs(30));
     }
     Database::connect(options)
         .await
@@ -178,6 +186,7 @@ impl Application {
             layer: layer_status,
             live_globals: Default::default(),
             notification_lists: ListCache::new(settings.redis_url().is_none()),
+            notification_writer: NotificationWriter::start(db.clone()),
         });
         let json_config = web::JsonConfig::default()
             .limit(settings.limits.body_bytes)
