@@ -9,7 +9,7 @@ use crate::{
     configuration::Settings,
     hub::NotificationHub,
     layer::LayerStatus,
-    services::{global_notifications::LiveListCache, notifications::ListCache},
+    services::{global_notifications::LiveListCache, group_commit::NotificationWriter, notifications::ListCache},
 };
 
 pub struct AppState {
@@ -25,4 +25,6 @@ pub struct AppState {
     pub live_globals: LiveListCache,
     /// Pages of users' notification lists, served from memory while unchanged (single node).
     pub notification_lists: ListCache,
+    /// Saves personal notifications, the creates that arrive together in one statement.
+    pub notification_writer: NotificationWriter,
 }

@@ -8,7 +8,7 @@ use crate::{
     domain,
     error::ApiError,
     payloads::NotificationView,
-    services::notifications::{self, NewNotification},
+    services::{group_commit::NewNotification, notifications},
     state::AppState,
 };
 
@@ -91,6 +91,6 @@ async fn create(
         notification_type: domain::notification_type(&body.notification_type)?,
         link: domain::optional_text("link", body.link.as_deref().unwrap_or(""), domain::LINK_MAX_CHARS)?,
     };
-    let model = notifications::create(&state.db, new).await?;
+    let model = state.notification_writer.create(new).await?;
     Ok(HttpResponse::Created().json(NotificationView::from(&model)))
 }

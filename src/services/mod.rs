@@ -1,3 +1,4 @@
 //! What the REST routes and the WebSocket sessions both do: queries and state changes.
 pub mod global_notifications;
+pub mod group_commit;
 pub mod notifications;

@@ -1,7 +1,7 @@
 //! Personal notifications: list, create, mark read.
 //!
-//! Creating goes through the entity (`ActiveModel::insert`), whose hook pushes it; marking read
-//! tells the hub so every socket of the user updates its badge.
+//! Creating is `group_commit`'s: the entity pushes what it saves. Marking read tells the hub so
+//! every socket of the user updates its badge.
 use std::{
     collections::HashMap,
     sync::Mutex,
@@ -12,8 +12,7 @@ use actix::Addr;
 use bytes::Bytes;
 use entity::notification;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, SqlErr, sea_query::Expr,
+    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
 };
 
 use crate::{
@@ -174,37 +173,6 @@ pub async fn unread_count(db: &DatabaseConnection, user_id: i32) -> Result<u64, 
         .filter(notification::Column::IsRead.eq(false))
         .count(db)
         .await?)
-}
-
-/// A validated request to notify one user.
-pub struct NewNotification {
-    pub user_id: i64,
-    pub title: String,
-    pub message: String,
-    pub notification_type: String,
-    pub link: String,
-}
-
-/// Saves a notification for an existing user; the entity hook pushes it.
-pub async fn create(db: &DatabaseConnection, new: NewNotification) -> Result<notification::Model, ApiError> {
-    let no_such_user = || ApiError::BadRequest("user_id does not name a user".into());
-    let user_id = i32::try_from(new.user_id).map_err(|_| no_such_user())?;
-    // The foreign key answers "does this user exist" within the insert: one round trip, not two.
-    let inserted = notification::ActiveModel {
-        user_id: Set(user_id),
-        title: Set(new.title),
-        message: Set(new.message),
-        notification_type: Set(new.notification_type),
-        link: Set(new.link),
-        ..Default::default()
-    }
-    .insert(db)
-    .await;
-    match inserted {
-        Ok(model) => Ok(model),
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::ForeignKeyConstraintViolation(_))) => Err(no_such_user()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Marks one of `user_id`'s notifications read (again fine); 404 for anyone else's or unknown.

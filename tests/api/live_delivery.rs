@@ -246,6 +246,68 @@ async fn a_burst_of_200_arrives_complete_and_in_order(backend: Backend) {
     socket.expect_silence(QUIET).await;
 }
 
+/// Creates that arrive together are saved in one statement (the group commit): each request
+/// still gets its own row, each row reaches its user's socket once, and a create naming no user
+/// fails alone.
+async fn concurrent_creates_each_get_their_own_row_and_push(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let alice = app.new_user().await;
+    let bob = app.new_user().await;
+    let mut alice_socket = app.ws(&alice).await;
+    let mut bob_socket = app.ws(&bob).await;
+
+    // Every third names nobody; alice's titles repeat, so identical creates meet in a batch.
+    let requests = (0..60).map(|i| {
+        let (user_id, title) = match i % 3 {
+            0 => (alice.id, format!("same for alice {}", i % 2)),
+            1 => (bob.id, format!("for bob {i}")),
+            _ => (999_999, format!("for nobody {i}")),
+        };
+        let body = json!({ "user_id": user_id, "title": title, "message": "m", "notification_type": "system" });
+        let app = &app;
+        async move {
+            let answer = app
+                .post("/api/notifications/", Some(&app.admin_token), Some(body))
+                .await;
+            (user_id, title, answer)
+        }
+    });
+    let answers = futures_util::future::join_all(requests).await;
+
+    let mut created = std::collections::HashMap::<i32, Vec<Value>>::new();
+    for (user_id, title, (status, body)) in answers {
+        if user_id == 999_999 {
+            assert_eq!(status, reqwest::StatusCode::BAD_REQUEST, "{body}");
+            assert!(body["error"].is_string(), "{body}");
+        } else {
+            assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+            assert_eq!(body["title"], title.as_str(), "each request gets its own row back");
+            created.entry(user_id).or_default().push(body);
+        }
+    }
+    let mut ids: Vec<i64> = created.values().flatten().map(|n| n["id"].as_i64().unwrap()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 40, "every create got a row of its own");
+
+    for (user, socket) in [(&alice, &mut alice_socket), (&bob, &mut bob_socket)] {
+        let mut expected = created.remove(&user.id).unwrap();
+        let mut pushed = Vec::new();
+        for _ in 0..expected.len() {
+            let msg = socket.json().await;
+            assert_eq!(msg["type"], "notification");
+            pushed.push(msg["notification"].clone());
+        }
+        socket.expect_silence(QUIET).await;
+        let by_id = |n: &Value| n["id"].as_i64();
+        expected.sort_by_key(by_id);
+        pushed.sort_by_key(by_id);
+        assert_eq!(pushed, expected, "each 201 body pushed once, to its own user only");
+        let (_, list) = app.get("/api/notifications/", Some(&user.token)).await;
+        assert_eq!(list["count"], 20);
+    }
+}
+
 both_backends!(
     user_notifications_reach_only_that_users_sockets,
     global_notifications_reach_every_socket_when_live,
@@ -255,4 +317,5 @@ both_backends!(
     reads_sync_every_tab_of_the_user,
     marking_someone_elses_notification_over_the_socket_fails_alone,
     a_burst_of_200_arrives_complete_and_in_order,
+    concurrent_creates_each_get_their_own_row_and_push,
 );

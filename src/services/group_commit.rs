@@ -1,0 +1,239 @@
+//! Group commit for personal notifications: the creates that arrive while a write is in progress
+//! are saved together, in one INSERT and one commit.
+//!
+//! SQLite admits one writer at a time. Creates on separate pool connections used to wait for each
+//! other in SQLite's busy handler, which sleeps whole milliseconds (1.5 sleeps per create flat
+//! out), and each paid its own commit, file locks and re-reads of pages another connection had
+//! changed. Queued here instead, creates that wait together cost one statement. Nothing waits
+//! for a batch to fill: a create that finds the writer idle is written at once, on its own.
+//!
+//! Every saved row is pushed after its statement commits: a lone create through the entity's
+//! `after_save` hook, a batch through the entity's bulk path, which publishes each row the same way.
+use std::collections::{HashMap, VecDeque};
+
+use entity::notification;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseConnection, DbErr, SqlErr};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::ApiError;
+
+/// Creates written in one statement at most (SQLite allows 32,766 bound values; a row has 7).
+const MAX_BATCH: usize = 256;
+/// Creates waiting for the writer at most; past it callers wait for room.
+const QUEUE_LEN: usize = 4096;
+
+/// A validated request to notify one user.
+pub struct NewNotification {
+    pub user_id: i64,
+    pub title: String,
+    pub message: String,
+    pub notification_type: String,
+    pub link: String,
+}
+
+/// Hands creates to the one task that writes them (see the module docs).
+pub struct NotificationWriter {
+    jobs: mpsc::Sender<Job>,
+}
+
+struct Job {
+    row: Row,
+    reply: oneshot::Sender<Result<notification::Model, ApiError>>,
+}
+
+/// The columns a create sets: what builds the row, and what recognises its saved model among
+/// the batch's (the order of a multi-row RETURNING is not guaranteed).
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Row {
+    user_id: i32,
+    title: String,
+    message: String,
+    notification_type: String,
+    link: String,
+}
+
+impl Row {
+    fn of(model: &notification::Model) -> Self {
+        Self {
+            user_id: model.user_id,
+            title: model.title.clone(),
+            message: model.message.clone(),
+            notification_type: model.notification_type.clone(),
+            link: model.link.clone(),
+        }
+    }
+
+    fn active_model(&self) -> notification::ActiveModel {
+        notification::ActiveModel {
+            user_id: Set(self.user_id),
+            title: Set(self.title.clone()),
+            message: Set(self.message.clone()),
+            notification_type: Set(self.notification_type.clone()),
+            link: Set(self.link.clone()),
+            ..Default::default()
+        }
+    }
+}
+
+fn no_such_user() -> ApiError {
+    ApiError::BadRequest("user_id does not name a user".into())
+}
+
+fn writer_gone() -> ApiError {
+    ApiError::Internal("the notification writer has stopped".into())
+}
+
+impl NotificationWriter {
+    /// Starts the writer task on the current actix arbiter; it ends when the writer is dropped.
+    pub fn start(db: DatabaseConnection) -> Self {
+        let (jobs, queue) = mpsc::channel(QUEUE_LEN);
+        actix_web::rt::spawn(run(db, queue));
+        Self { jobs }
+    }
+
+    /// Saves a notification for an existing user; it is pushed once committed.
+    pub async fn create(&self, new: NewNotification) -> Result<notification::Model, ApiError> {
+        let user_id = i32::try_from(new.user_id).map_err(|_| no_such_user())?;
+        let row = Row {
+            user_id,
+            title: new.title,
+            message: new.message,
+            notification_type: new.notification_type,
+            link: new.link,
+        };
+        let (reply, answer) = oneshot::channel();
+        self.jobs.send(Job { row, reply }).await.map_err(|_| writer_gone())?;
+        // If the caller goes away meanwhile, the create is still saved and pushed.
+        answer.await.map_err(|_| writer_gone())?
+    }
+}
+
+async fn run(db: DatabaseConnection, mut queue: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        write(&db, std::mem::take(&mut batch)).await;
+    }
+}
+
+/// Saves `batch` and answers every job in it.
+async fn write(db: &DatabaseConnection, batch: Vec<Job>) {
+    if batch.len() == 1 {
+        return write_each(db, batch).await;
+    }
+    let rows = batch.iter().map(|job| job.row.active_model()).collect();
+    match notification::insert_many_and_push(db, rows).await {
+        Ok(models) => answer(batch, models),
+        // A user_id naming nobody fails the whole statement, so nothing was saved: save each
+        // alone, and only the bad one fails.
+        Err(e) if is_unknown_user(&e) => write_each(db, batch).await,
+        Err(e) => {
+            log::error!("saving {} notifications failed: {e}", batch.len());
+            for job in batch {
+                let _ = job.reply.send(Err(ApiError::from(DbErr::Custom(e.to_string()))));
+            }
+        }
+    }
+}
+
+/// One INSERT per job, through `ActiveModel::insert` and its `after_save` hook.
+async fn write_each(db: &DatabaseConnection, batch: Vec<Job>) {
+    for job in batch {
+        let result = match job.row.active_model().insert(db).await {
+            Ok(model) => Ok(model),
+            Err(e) if is_unknown_user(&e) => Err(no_such_user()),
+            Err(e) => Err(e.into()),
+        };
+        let _ = job.reply.send(result);
+    }
+}
+
+fn is_unknown_user(e: &DbErr) -> bool {
+    matches!(e.sql_err(), Some(SqlErr::ForeignKeyConstraintViolation(_)))
+}
+
+/// Gives each job the saved model with its columns; identical creates are interchangeable.
+fn answer(batch: Vec<Job>, models: Vec<notification::Model>) {
+    let mut waiting: HashMap<Row, VecDeque<oneshot::Sender<_>>> = HashMap::with_capacity(batch.len());
+    for job in batch {
+        waiting.entry(job.row).or_default().push_back(job.reply);
+    }
+    for model in models {
+        if let Some(reply) = waiting.get_mut(&Row::of(&model)).and_then(VecDeque::pop_front) {
+            let _ = reply.send(Ok(model));
+        }
+    }
+    for reply in waiting.into_values().flatten() {
+        log::error!("a saved notification did not come back from its INSERT");
+        let _ = reply.send(Err(ApiError::Internal("saved notification not returned".into())));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::{EntityTrait, PaginatorTrait};
+
+    use super::*;
+    use crate::{configuration::Settings, startup::connect_database};
+
+    async fn database() -> (DatabaseConnection, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = Settings::load().expect("config/default.toml loads");
+        settings.database_url = format!("sqlite://{}/herald.db?mode=rwc", dir.path().display());
+        let db = connect_database(&settings).await.expect("database");
+        Migrator::up(&db, None).await.expect("migrations");
+        let user = entity::user::ActiveModel {
+            username: Set("someone".into()),
+            password_hash: Set("x".into()),
+            role: Set("jobseeker".into()),
+            created_at: Set(chrono::Utc::now()),
+            ..Default::default()
+        };
+        user.insert(&db).await.expect("user");
+        (db, dir)
+    }
+
+    fn job(user_id: i32, title: &str) -> (Job, oneshot::Receiver<Result<notification::Model, ApiError>>) {
+        let (reply, answer) = oneshot::channel();
+        let row = Row {
+            user_id,
+            title: title.into(),
+            message: "m".into(),
+            notification_type: "system".into(),
+            link: String::new(),
+        };
+        (Job { row, reply }, answer)
+    }
+
+    #[actix_web::test]
+    async fn a_batch_answers_each_create_with_its_own_saved_row() {
+        let (db, _dir) = database().await;
+        let (jobs, answers): (Vec<_>, Vec<_>) = [job(1, "a"), job(1, "b"), job(1, "a")].into_iter().unzip();
+        write(&db, jobs).await;
+        let mut ids = Vec::new();
+        for (answer, title) in answers.into_iter().zip(["a", "b", "a"]) {
+            let model = answer.await.expect("answered").expect("saved");
+            assert_eq!((model.user_id, model.title.as_str()), (1, title));
+            ids.push(model.id);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 3, "identical creates are still separate rows");
+        assert_eq!(notification::Entity::find().count(&db).await.expect("count"), 3);
+    }
+
+    #[actix_web::test]
+    async fn an_unknown_user_fails_only_its_own_create_in_a_batch() {
+        let (db, _dir) = database().await;
+        let (jobs, answers): (Vec<_>, Vec<_>) = [job(1, "a"), job(999, "b"), job(1, "c")].into_iter().unzip();
+        write(&db, jobs).await;
+        let mut results = Vec::new();
+        for answer in answers {
+            results.push(answer.await.expect("answered").map(|m| m.title));
+        }
+        assert!(matches!(&results[0], Ok(t) if t == "a"));
+        assert!(matches!(&results[1], Err(ApiError::BadRequest(_))));
+        assert!(matches!(&results[2], Ok(t) if t == "c"));
+        assert_eq!(notification::Entity::find().count(&db).await.expect("count"), 2);
+    }
+}
