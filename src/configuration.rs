@@ -115,6 +115,13 @@ impl Settings {
                 redact(&url)
             ));
         }
+        if url.starts_with("sqlite:") && (url.contains(":memory:") || url.contains("mode=memory")) {
+            // Each pooled connection, and the notification writer's own, would open a database
+            // of its own: migrations and writes would land where reads never look.
+            return Err(
+                "invalid configuration: database_url must name an SQLite file, not an in-memory database".into(),
+            );
+        }
         let redis_ok = self.redis_url.is_empty()
             || self.redis_url.starts_with("redis://")
             || self.redis_url.starts_with("rediss://");

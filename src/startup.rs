@@ -66,10 +66,25 @@ pub struct Application {
 
 /// Opens the database with the pool and SQLite settings Herald relies on.
 pub async fn connect_database(settings: &Settings) -> Result<DatabaseConnection, StartupError> {
+    connect_pool(settings, settings.limits.db_pool_size).await
+}
+
+/// The connection `group_commit` writes with. SQLite gets one of its own: a connection's page
+/// cache is dropped whenever another connection has written, so batches written on rotating
+/// pool connections re-read the pages the previous batch changed. PostgreSQL shares the pool.
+pub async fn connect_writer(settings: &Settings, db: &DatabaseConnection) -> Result<DatabaseConnection, StartupError> {
+    if settings.database_url().starts_with("sqlite:") {
+        connect_pool(settings, 1).await
+    } else {
+        Ok(db.clone())
+    }
+}
+
+async fn connect_pool(settings: &Settings, size: u32) -> Result<DatabaseConnection, StartupError> {
     let url = settings.database_url();
     let mut options = ConnectOptions::new(url.clone());
     options
-        .max_connections(settings.limits.db_pool_size)
+        .max_connections(size)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false);
@@ -131,6 +146,7 @@ impl Application {
             .map_err(StartupError::Layer)?;
         let db = connect_database(&settings).await?;
         Migrator::up(&db, None).await.map_err(StartupError::Migration)?;
+        let writer_db = connect_writer(&settings, &db).await?;
 
         let auth = Arc::new(AuthService::new(db.clone(), settings.auth.token_lifetime_hours));
         match (&settings.admin_username, &settings.admin_password) {
@@ -186,7 +202,7 @@ impl Application {
             layer: layer_status,
             live_globals: Default::default(),
             notification_lists: ListCache::new(settings.redis_url().is_none()),
-            notification_writer: NotificationWriter::start(db.clone()),
+            notification_writer: NotificationWriter::start(writer_db),
         });
         let json_config = web::JsonConfig::default()
             .limit(settings.limits.body_bytes)

@@ -29,6 +29,7 @@ fn a_bad_setting_stops_start_up_with_one_clear_line() {
     for (key, value, mentions) in [
         ("HERALD_BIND", "not-an-address", "bind"),
         ("HERALD_DATABASE_URL", "mysql://x", "database_url"),
+        ("HERALD_DATABASE_URL", "sqlite::memory:", "in-memory"),
         (
             "HERALD_WEBSOCKET__HEARTBEAT_INTERVAL_SECS",
             "abc",
