@@ -193,26 +193,40 @@ mod tests {
         (db, dir)
     }
 
-    fn job(user_id: i32, title: &str) -> (Job, oneshot::Receiver<Result<notification::Model, ApiError>>) {
-        let (reply, answer) = oneshot::channel();
-        let row = Row {
-            user_id,
-            title: title.into(),
-            message: "m".into(),
-            notification_type: "system".into(),
-            link: String::new(),
-        };
-        (Job { row, reply }, answer)
+    /// Writes one batch of `(user_id, title)` creates; the answers in the same order.
+    async fn write_batch(
+        db: &DatabaseConnection,
+        creates: &[(i32, &str)],
+    ) -> Vec<Result<notification::Model, ApiError>> {
+        let (jobs, answers): (Vec<_>, Vec<_>) = creates
+            .iter()
+            .map(|&(user_id, title)| {
+                let (reply, answer) = oneshot::channel();
+                let row = Row {
+                    user_id,
+                    title: title.into(),
+                    message: "m".into(),
+                    notification_type: "system".into(),
+                    link: String::new(),
+                };
+                (Job { row, reply }, answer)
+            })
+            .unzip();
+        write(db, jobs).await;
+        let mut results = Vec::new();
+        for answer in answers {
+            results.push(answer.await.expect("every job is answered"));
+        }
+        results
     }
 
     #[actix_web::test]
     async fn a_batch_answers_each_create_with_its_own_saved_row() {
         let (db, _dir) = database().await;
-        let (jobs, answers): (Vec<_>, Vec<_>) = [job(1, "a"), job(1, "b"), job(1, "a")].into_iter().unzip();
-        write(&db, jobs).await;
+        let results = write_batch(&db, &[(1, "a"), (1, "b"), (1, "a")]).await;
         let mut ids = Vec::new();
-        for (answer, title) in answers.into_iter().zip(["a", "b", "a"]) {
-            let model = answer.await.expect("answered").expect("saved");
+        for (result, title) in results.into_iter().zip(["a", "b", "a"]) {
+            let model = result.expect("saved");
             assert_eq!((model.user_id, model.title.as_str()), (1, title));
             ids.push(model.id);
         }
@@ -225,15 +239,10 @@ mod tests {
     #[actix_web::test]
     async fn an_unknown_user_fails_only_its_own_create_in_a_batch() {
         let (db, _dir) = database().await;
-        let (jobs, answers): (Vec<_>, Vec<_>) = [job(1, "a"), job(999, "b"), job(1, "c")].into_iter().unzip();
-        write(&db, jobs).await;
-        let mut results = Vec::new();
-        for answer in answers {
-            results.push(answer.await.expect("answered").map(|m| m.title));
-        }
-        assert!(matches!(&results[0], Ok(t) if t == "a"));
+        let results = write_batch(&db, &[(1, "a"), (999, "b"), (1, "c")]).await;
+        assert!(matches!(&results[0], Ok(m) if m.title == "a"));
         assert!(matches!(&results[1], Err(ApiError::BadRequest(_))));
-        assert!(matches!(&results[2], Ok(t) if t == "c"));
+        assert!(matches!(&results[2], Ok(m) if m.title == "c"));
         assert_eq!(notification::Entity::find().count(&db).await.expect("count"), 2);
     }
 }
