@@ -115,7 +115,7 @@ impl Settings {
                 redact(&url)
             ));
         }
-        if url.starts_with("sqlite:") && (url.contains(":memory:") || url.contains("mode=memory")) {
+        if self.uses_sqlite() && (url.contains(":memory:") || url.contains("mode=memory")) {
             // Each pooled connection, and the notification writer's own, would open a database
             // of its own: migrations and writes would land where reads never look.
             return Err(
@@ -183,6 +183,11 @@ impl Settings {
         } else {
             self.database_url.clone()
         }
+    }
+
+    /// Whether the database is an SQLite file (the embedded default) rather than PostgreSQL.
+    pub fn uses_sqlite(&self) -> bool {
+        self.database_url().starts_with("sqlite:")
     }
 
     /// The Redis URL when several nodes share pushes.

@@ -73,7 +73,7 @@ pub async fn connect_database(settings: &Settings) -> Result<DatabaseConnection,
 /// cache is dropped whenever another connection has written, so batches written on rotating
 /// pool connections re-read the pages the previous batch changed. PostgreSQL shares the pool.
 pub async fn connect_writer(settings: &Settings, db: &DatabaseConnection) -> Result<DatabaseConnection, StartupError> {
-    if settings.database_url().starts_with("sqlite:") {
+    if settings.uses_sqlite() {
         connect_pool(settings, 1).await
     } else {
         Ok(db.clone())
@@ -88,7 +88,7 @@ async fn connect_pool(settings: &Settings, size: u32) -> Result<DatabaseConnecti
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false);
-    if url.starts_with("sqlite:") {
+    if settings.uses_sqlite() {
         // An embedded file connection cannot be dropped by a server or a firewall, and sqlx's
         // SQLite driver runs each command on the connection's own thread: a ping on every
         // acquire would double the thread hand-offs of every query.
