@@ -15,7 +15,9 @@
 #   --django-users U     users for the Django peer (~0.25 s a hash) (default 40)
 #   --django-args "..."  extra herald-bench args for Django only
 #                        (default "--flat-count 500 --rounds 3")
-#   --only LIST          comma-separated subset of herald,node_ws,django (default all)
+#   --only LIST          comma-separated subset of floor,herald,node_ws,django (default all);
+#                        floor: the tool's own ideal server (one write per socket), the
+#                        machine's lower bound for the connect and global figures
 #   --out DIR            where results go        (default /tmp/herald-compare-DATE)
 #   --work DIR           scratch dir for the peer copies and Herald's database; reusing
 #                        one skips npm ci / keeps the venv       (default a new mktemp dir)
@@ -32,7 +34,7 @@ USERS=200
 DJANGO_SOCKETS=1000
 DJANGO_USERS=40
 DJANGO_ARGS="--flat-count 500 --rounds 3"
-ONLY="herald,node_ws,django"
+ONLY="floor,herald,node_ws,django"
 OUT=""
 WORK=""
 BUILD=1
@@ -52,7 +54,7 @@ while [ $# -gt 0 ]; do
         --work) WORK="$2"; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --) shift; EXTRA=("$@"); break ;;
-        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
         *) echo "compare.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -143,6 +145,20 @@ bench_one() { # name port sockets users extra...
     [ -f "$OUT/$name.json" ] && RESULTS+=("$OUT/$name.json")
     stop_server
 }
+
+if wants floor; then
+    # No server to start: herald-bench runs its own ideal server as a child. --phases comes
+    # last so that extra args (--phases connect,peruser, say) cannot override it.
+    echo "=== floor (herald-bench's ideal server): $SOCKETS sockets"
+    if "$BENCH" --label floor --sockets "$SOCKETS" --users "$USERS" --json "$OUT/floor.json" \
+        "${EXTRA[@]}" --phases floor > "$OUT/floor.txt" 2> "$OUT/floor.bench.log"; then
+        :
+    else
+        echo "compare.sh: herald-bench's floor exited $?" >&2
+    fi
+    cat "$OUT/floor.txt"
+    [ -f "$OUT/floor.json" ] && RESULTS+=("$OUT/floor.json")
+fi
 
 if wants herald; then
     if [ -x "$HERALD" ]; then

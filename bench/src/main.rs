@@ -7,6 +7,7 @@
 //! bounded in count and in time.
 
 mod api;
+mod floor;
 mod procfs;
 mod report;
 mod run;
@@ -86,9 +87,16 @@ pub struct Args {
     /// Write the JSON report here.
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// Phases to run (comma-separated subset of connect,global,peruser,rest).
+    /// Phases to run (comma-separated subset of connect,global,peruser,rest; or floor alone:
+    /// connect and global against this tool's own ideal server, which needs no --url).
     #[arg(long, default_value = "connect,global,peruser,rest")]
     pub phases: String,
+    /// Sending threads of the floor's ideal server (as many as the server under test has workers).
+    #[arg(long, default_value_t = 2)]
+    pub floor_threads: usize,
+    /// Be the floor's ideal server (the floor phase starts this tool so, as a child).
+    #[arg(long, hide = true)]
+    pub floor_server: bool,
     /// CI mode: small, quick, fails on any correctness problem.
     #[arg(long)]
     pub smoke: bool,
@@ -151,9 +159,15 @@ impl Args {
 
     fn validate(&self) -> anyhow::Result<()> {
         for p in self.phases.split(',') {
-            if !["connect", "global", "peruser", "rest"].contains(&p.trim()) {
-                bail!("unknown phase {p:?} (connect, global, peruser, rest)");
+            if !["connect", "global", "peruser", "rest", "floor"].contains(&p.trim()) {
+                bail!("unknown phase {p:?} (connect, global, peruser, rest; or floor)");
             }
+        }
+        if self.has_phase("floor") && self.phases.split(',').count() > 1 {
+            bail!("the floor phase runs alone: it opens its own sockets to its own server");
+        }
+        if !(1..=64).contains(&self.floor_threads) {
+            bail!("--floor-threads must be in 1..=64");
         }
         if self.users == 0 {
             bail!("--users must be at least 1");
@@ -207,6 +221,11 @@ fn main() -> std::process::ExitCode {
 fn real_main() -> anyhow::Result<std::process::ExitCode> {
     let matches = Args::command().get_matches();
     let mut args = Args::from_arg_matches(&matches)?;
+    if args.floor_server {
+        raise_nofile();
+        floor::serve(args.floor_threads)?;
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
     if !args.combine.is_empty() {
         print!("{}", report::combine(&args.combine)?);
         return Ok(std::process::ExitCode::SUCCESS);

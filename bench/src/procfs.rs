@@ -23,7 +23,16 @@ pub fn self_cpu_secs() -> Option<f64> {
     cpu_secs_of("/proc/self/stat")
 }
 
+/// User and system CPU seconds of `pid` apart: how much of its time the kernel took.
+pub fn cpu_split(pid: u32) -> Option<(f64, f64)> {
+    split_of(&format!("/proc/{pid}/stat"))
+}
+
 fn cpu_secs_of(path: &str) -> Option<f64> {
+    split_of(path).map(|(user, sys)| user + sys)
+}
+
+fn split_of(path: &str) -> Option<(f64, f64)> {
     let stat = std::fs::read_to_string(path).ok()?;
     // The command name (field 2) is in parentheses and may contain spaces: split after
     // the last ')'. What follows starts at field 3 (state); utime and stime are 14 and 15.
@@ -31,7 +40,7 @@ fn cpu_secs_of(path: &str) -> Option<f64> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) as f64 / CLOCK_TICKS_PER_SEC)
+    Some((utime as f64 / CLOCK_TICKS_PER_SEC, stime as f64 / CLOCK_TICKS_PER_SEC))
 }
 
 /// Machine-wide CPU seconds from the first line of /proc/stat (all cores).
@@ -136,6 +145,7 @@ mod tests {
         let pid = std::process::id();
         assert!(rss_kib(pid).is_some_and(|k| k > 0));
         assert!(cpu_secs(pid).is_some());
+        assert!(cpu_split(pid).is_some_and(|(u, s)| u >= 0.0 && s >= 0.0));
         assert!(machine_cpu().is_some());
         assert!(loadavg1().is_some());
     }

@@ -59,6 +59,8 @@ pub struct Report {
     pub global: Option<Global>,
     pub peruser: Option<PerUser>,
     pub rest: Option<Rest>,
+    /// The floor phase's ideal server (its connect and global figures are in `connect`/`global`).
+    pub floor: Option<FloorInfo>,
     /// Sockets the server closed (or that broke) during the run, by reason.
     pub sockets_closed: BTreeMap<String, u64>,
     /// Frames that were not notifications of this run / not JSON.
@@ -106,6 +108,17 @@ pub struct Connect {
     pub beside: CpuBeside,
 }
 
+/// The floor's ideal server (its figures are in `connect` and `global`, as a server's).
+#[derive(Debug, Default, Serialize)]
+pub struct FloorInfo {
+    pub sender_threads: usize,
+    /// Sockets its acceptor completed the handshake of.
+    pub accepted: u64,
+    /// Bytes of one pushed frame (the JSON of a global push as the contract shapes it).
+    pub frame_bytes: usize,
+    pub write_errors: u64,
+}
+
 #[derive(Debug, Default, Serialize)]
 pub struct GlobalRound {
     pub round: usize,
@@ -135,6 +148,9 @@ pub struct Global {
     pub deliveries_per_s: Option<f64>,
     pub server_cpu_s: Option<f64>,
     pub server_cpu_us_per_delivery: Option<f64>,
+    /// The same in user and in system (kernel) time, from /proc's utime and stime.
+    pub server_user_us_per_delivery: Option<f64>,
+    pub server_system_us_per_delivery: Option<f64>,
     #[serde(flatten)]
     pub beside: CpuBeside,
 }
@@ -278,6 +294,23 @@ pub fn summary(r: &Report) -> String {
         row("global latency ms p50/p99/max", dist_cell(&g.latency));
         row("global deliveries/s", opt(g.deliveries_per_s, 0));
         row("global server CPU µs/delivery", opt(g.server_cpu_us_per_delivery, 2));
+        row(
+            "  of which user / system",
+            format!(
+                "{} / {}",
+                opt(g.server_user_us_per_delivery, 2),
+                opt(g.server_system_us_per_delivery, 2)
+            ),
+        );
+    }
+    if let Some(f) = &r.floor {
+        row(
+            "floor: ideal server",
+            format!(
+                "{} sending threads, {} sockets accepted, {}-byte frames, {} write errors",
+                f.sender_threads, f.accepted, f.frame_bytes, f.write_errors
+            ),
+        );
     }
     if let Some(p) = &r.peruser {
         row("per-user subset", format!("{} users, {} sockets", p.users, p.sockets));
@@ -495,6 +528,16 @@ pub fn markdown(reports: &[Value]) -> String {
         (
             "global server CPU µs per delivery",
             Box::new(|v| num(v, "global.server_cpu_us_per_delivery", 2)),
+        ),
+        (
+            "  of which user / system (kernel)",
+            Box::new(|v| {
+                format!(
+                    "{} / {}",
+                    num(v, "global.server_user_us_per_delivery", 2),
+                    num(v, "global.server_system_us_per_delivery", 2)
+                )
+            }),
         ),
         (
             "global lost / duplicated",

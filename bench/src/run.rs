@@ -12,8 +12,11 @@ use tokio::sync::Semaphore;
 
 use crate::Args;
 use crate::api::{Api, Login, http_client, snippet};
+use crate::floor::{self, FloorProcess};
 use crate::procfs::{self, CpuMeter};
-use crate::report::{Auth, Connect, CpuBeside, Global, GlobalRound, PerUser, PerUserRun, Report, Rest, RestRun};
+use crate::report::{
+    Auth, Connect, CpuBeside, FloorInfo, Global, GlobalRound, PerUser, PerUserRun, Report, Rest, RestRun,
+};
 use crate::sockets::{self, Event, Phase, Shared, Socket, Target};
 use crate::stats::{dist, mix, rate, round1, round3};
 
@@ -33,6 +36,8 @@ struct Bench {
     shared: Arc<Shared>,
     users: Vec<Login>,
     sockets: BTreeMap<u32, Socket>,
+    /// The floor's ideal server, kept until the sockets are closed.
+    floor: Option<FloorProcess>,
     report: Report,
 }
 
@@ -52,7 +57,13 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
     let started = Instant::now();
     let api = Arc::new(Api::new(&args.url)?);
     let run = run_id();
-    let label = args.label.clone().unwrap_or_else(|| args.url.clone());
+    let label = args.label.clone().unwrap_or_else(|| {
+        if args.has_phase("floor") {
+            "floor".to_owned()
+        } else {
+            args.url.clone()
+        }
+    });
     eprintln!("herald-bench {run}: target {} ({label})", args.url);
     let mut params = BTreeMap::new();
     for (k, v) in [
@@ -74,20 +85,28 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
     ] {
         params.insert(k.to_owned(), v);
     }
-    let admin_login = tokio::time::timeout(
-        Duration::from_secs(60),
-        api.login(&args.admin_user, &args.admin_password),
-    )
-    .await
-    .context("admin login timed out")?
-    .context("admin login")?;
+    let floor = args.has_phase("floor");
+    // The floor talks to no server, so it has no admin to log in.
+    let admin_token = if floor {
+        String::new()
+    } else {
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            api.login(&args.admin_user, &args.admin_password),
+        )
+        .await
+        .context("admin login timed out")?
+        .context("admin login")?
+        .token
+    };
     let mut bench = Bench {
         api,
-        admin: Arc::from(admin_login.token.as_str()),
+        admin: Arc::from(admin_token.as_str()),
         password: format!("{run}-pw-Secret1"),
         shared: Arc::new(Shared::new(&run)),
         users: Vec::new(),
         sockets: BTreeMap::new(),
+        floor: None,
         report: Report {
             tool: "herald-bench",
             label,
@@ -101,6 +120,9 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
         run,
         args,
     };
+    if floor {
+        bench.floor().await?;
+    }
     let need_sockets = ["connect", "global", "peruser"].iter().any(|p| bench.args.has_phase(p));
     if need_sockets {
         bench.auth().await?;
@@ -188,28 +210,25 @@ impl Bench {
     }
 
     async fn connect(&mut self) {
-        let n = self.args.sockets;
         let target = Target::new(self.api.addr, self.api.ws_url(), self.args.source_addrs);
+        let tokens: Vec<String> = self.users.iter().map(|u| u.token.clone()).collect();
+        let meter = CpuMeter::start(self.args.pid);
+        self.connect_to(&target, &tokens, meter).await;
+    }
+
+    /// Opens the sockets to `target` over `tokens`, `meter` measuring the server.
+    async fn connect_to(&mut self, target: &Target, tokens: &[String], meter: CpuMeter) {
+        let n = self.args.sockets;
         eprintln!(
             "connect: {n} sockets over {} users, {} in flight, {} source addresses",
-            self.users.len(),
+            tokens.len(),
             self.args.connect_concurrency,
             target.sources.len()
         );
         let pid = self.args.pid;
         let rss_before = pid.and_then(procfs::rss_kib);
-        let meter = CpuMeter::start(pid);
-        let tokens: Vec<String> = self.users.iter().map(|u| u.token.clone()).collect();
         let deadline = tokio::time::Instant::now() + secs(self.args.setup_timeout);
-        let out = sockets::connect_all(
-            &target,
-            &tokens,
-            n,
-            self.args.connect_concurrency,
-            &self.shared,
-            deadline,
-        )
-        .await;
+        let out = sockets::connect_all(target, tokens, n, self.args.connect_concurrency, &self.shared, deadline).await;
         let cpu = meter.read();
         let server_cpu = cpu.server;
         // Let the server settle (lazy allocations, freed handshake buffers) before reading RSS.
@@ -267,9 +286,32 @@ impl Bench {
     }
 
     async fn global(&mut self) {
+        let api = Arc::clone(&self.api);
+        let admin = Arc::clone(&self.admin);
+        let timeout = secs(self.args.timeout);
+        let meter = CpuMeter::start(self.args.pid);
+        let g = self
+            .fanout(meter, async |_round, title| {
+                match tokio::time::timeout(timeout, api.create_global(&admin, title)).await {
+                    Ok(Ok(_id)) => Ok(()),
+                    Ok(Err(e)) => Err(format!("{e:#}")),
+                    Err(_) => Err("POST timed out".to_owned()),
+                }
+            })
+            .await;
+        self.report.global = Some(g);
+    }
+
+    /// Global fan-out rounds: `trigger` starts round `n` of title `title` (the admin's POST,
+    /// or the floor's write), then every open socket must get it once.
+    async fn fanout(
+        &mut self,
+        meter: CpuMeter,
+        mut trigger: impl AsyncFnMut(usize, &str) -> Result<(), String>,
+    ) -> Global {
         let rounds = self.args.rounds;
         eprintln!("global: {rounds} rounds over {} sockets", self.sockets.len());
-        let meter = CpuMeter::start(self.args.pid);
+        let split0 = self.args.pid.and_then(procfs::cpu_split);
         let mut g = Global {
             sockets: self.sockets.len(),
             ..Global::default()
@@ -284,7 +326,7 @@ impl Bench {
             let title = self.shared.title(Phase::Global, round);
             let timeout = secs(self.args.timeout);
             let t_send = Instant::now();
-            let posted = tokio::time::timeout(timeout, self.api.create_global(&self.admin, &title)).await;
+            let posted = trigger(round, &title).await;
             let post_ms = round3(t_send.elapsed().as_secs_f64() * 1000.0);
             let mut r = GlobalRound {
                 round,
@@ -293,13 +335,9 @@ impl Bench {
                 ..GlobalRound::default()
             };
             let posted = match posted {
-                Ok(Ok(_id)) => true,
-                Ok(Err(e)) => {
-                    r.error = Some(format!("{e:#}"));
-                    false
-                }
-                Err(_) => {
-                    r.error = Some("POST timed out".to_owned());
+                Ok(()) => true,
+                Err(e) => {
+                    r.error = Some(e);
                     false
                 }
             };
@@ -365,9 +403,12 @@ impl Bench {
         g.latency = dist(all_latency);
         g.deliveries_per_s = rate(g.delivered as u64, span_total);
         g.server_cpu_s = server_cpu.map(round3);
-        g.server_cpu_us_per_delivery = server_cpu
-            .filter(|_| g.delivered > 0)
-            .map(|c| round3(c * 1e6 / g.delivered as f64));
+        let per_delivery = |secs: f64| (g.delivered > 0).then(|| round3(secs * 1e6 / g.delivered as f64));
+        g.server_cpu_us_per_delivery = server_cpu.and_then(per_delivery);
+        // User and system apart: the system part is the kernel's sends, set against the floor's.
+        let split = self.args.pid.and_then(procfs::cpu_split).zip(split0);
+        g.server_user_us_per_delivery = split.and_then(|((u, _), (u0, _))| per_delivery(u - u0));
+        g.server_system_us_per_delivery = split.and_then(|((_, s), (_, s0))| per_delivery(s - s0));
         g.beside = CpuBeside::of(&cpu);
         if g.lost > 0 || g.duplicated > 0 {
             self.problem(format!(
@@ -375,7 +416,40 @@ impl Bench {
                 g.lost, g.duplicated, g.expected
             ));
         }
+        g
+    }
+
+    /// Connect and global fan-out against this tool's own ideal server (`floor.rs`): what
+    /// the same rounds cost with nothing but one write per socket on the server's side.
+    async fn floor(&mut self) -> anyhow::Result<()> {
+        let threads = self.args.floor_threads;
+        let mut floor = FloorProcess::spawn(threads)?;
+        let (addr, pid) = (floor.addr(), floor.pid());
+        eprintln!("floor: an ideal server on {addr} (pid {pid}), {threads} sending threads");
+        // Its figures are read from /proc like a server's.
+        self.args.pid = Some(pid);
+        let target = Target::new(addr, format!("ws://{addr}/ws/notifications/"), self.args.source_addrs);
+        let tokens: Vec<String> = (0..self.args.users).map(|i| format!("floor-{i}")).collect();
+        self.connect_to(&target, &tokens, CpuMeter::start(Some(pid))).await;
+        let frame_bytes = floor::frame(0, &self.shared.title(Phase::Global, 0))?.len();
+        let g = self
+            .fanout(CpuMeter::start(Some(pid)), async |round, title| {
+                floor.send(round, title).map_err(|e| format!("{e:#}"))
+            })
+            .await;
+        let (accepted, write_errors) = floor.stats()?;
+        self.report.floor = Some(FloorInfo {
+            sender_threads: threads,
+            accepted,
+            frame_bytes,
+            write_errors,
+        });
+        if write_errors > 0 {
+            self.problem(format!("floor: {write_errors} writes failed"));
+        }
         self.report.global = Some(g);
+        self.floor = Some(floor);
+        Ok(())
     }
 
     async fn peruser(&mut self) {
