@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI: start Herald on a fresh SQLite database in a scratch directory and run
 # `herald-bench --smoke` against it: ~300 sockets over 20 users, a few seconds, non-zero exit
-# on any lost, duplicated or misdelivered message, failed connect or failed create.
+# on any lost, duplicated or misdelivered message, failed connect or failed create. Then the
+# same check of the floor phase (herald-bench's own ideal server).
 #
 # Env: CARGO_TARGET_DIR (default target/); HERALD_BIN / BENCH_BIN use prebuilt binaries
 # instead of building (debug profile, like the rest of CI).
@@ -61,5 +62,13 @@ status=0
 if [ "$status" != 0 ]; then
     echo "ci-smoke: herald-bench --smoke failed ($status); server log tail:" >&2
     tail -50 "$WORK/herald.log" >&2 || true
+    exit "$status"
+fi
+
+# The floor's ideal server (a child of herald-bench) must deliver every round too, or the
+# figures compare.sh sets beside Herald's would be wrong.
+"$BENCH_BIN" --smoke --phases floor --json "$WORK/floor.json" || status=$?
+if [ "$status" != 0 ]; then
+    echo "ci-smoke: herald-bench --smoke --phases floor failed ($status)" >&2
 fi
 exit "$status"

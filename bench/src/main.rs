@@ -264,3 +264,23 @@ fn real_main() -> anyhow::Result<std::process::ExitCode> {
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validated(args: &[&str]) -> anyhow::Result<()> {
+        let args = Args::try_parse_from(std::iter::once("herald-bench").chain(args.iter().copied()))?;
+        args.validate()
+    }
+
+    #[test]
+    fn the_floor_runs_alone() {
+        assert!(validated(&["--phases", "floor"]).is_ok());
+        let err = validated(&["--phases", "floor,global"]).expect_err("floor with another phase");
+        assert!(err.to_string().contains("runs alone"), "{err}");
+        assert!(validated(&["--phases", "floor", "--floor-threads", "0"]).is_err());
+        assert!(validated(&["--phases", "connect,global,peruser,rest"]).is_ok());
+        assert!(validated(&["--phases", "bogus"]).is_err());
+    }
+}

@@ -426,6 +426,7 @@ impl Bench {
         let mut floor = FloorProcess::spawn(threads)?;
         let (addr, pid) = (floor.addr(), floor.pid());
         eprintln!("floor: an ideal server on {addr} (pid {pid}), {threads} sending threads");
+        self.report.url = format!("ws://{addr}/");
         // Its figures are read from /proc like a server's.
         self.args.pid = Some(pid);
         let target = Target::new(addr, format!("ws://{addr}/ws/notifications/"), self.args.source_addrs);
