@@ -85,9 +85,9 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
     ] {
         params.insert(k.to_owned(), v);
     }
-    let floor = args.has_phase("floor");
+    let floor_only = args.has_phase("floor");
     // The floor talks to no server, so it has no admin to log in.
-    let admin_token = if floor {
+    let admin_token = if floor_only {
         String::new()
     } else {
         tokio::time::timeout(
@@ -120,7 +120,7 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
         run,
         args,
     };
-    if floor {
+    if floor_only {
         bench.floor().await?;
     }
     let need_sockets = ["connect", "global", "peruser"].iter().any(|p| bench.args.has_phase(p));
@@ -212,12 +212,11 @@ impl Bench {
     async fn connect(&mut self) {
         let target = Target::new(self.api.addr, self.api.ws_url(), self.args.source_addrs);
         let tokens: Vec<String> = self.users.iter().map(|u| u.token.clone()).collect();
-        let meter = CpuMeter::start(self.args.pid);
-        self.connect_to(&target, &tokens, meter).await;
+        self.connect_to(&target, &tokens).await;
     }
 
-    /// Opens the sockets to `target` over `tokens`, `meter` measuring the server.
-    async fn connect_to(&mut self, target: &Target, tokens: &[String], meter: CpuMeter) {
+    /// Opens the sockets to `target` over `tokens`.
+    async fn connect_to(&mut self, target: &Target, tokens: &[String]) {
         let n = self.args.sockets;
         eprintln!(
             "connect: {n} sockets over {} users, {} in flight, {} source addresses",
@@ -227,6 +226,7 @@ impl Bench {
         );
         let pid = self.args.pid;
         let rss_before = pid.and_then(procfs::rss_kib);
+        let meter = CpuMeter::start(pid);
         let deadline = tokio::time::Instant::now() + secs(self.args.setup_timeout);
         let out = sockets::connect_all(target, tokens, n, self.args.connect_concurrency, &self.shared, deadline).await;
         let cpu = meter.read();
@@ -289,28 +289,24 @@ impl Bench {
         let api = Arc::clone(&self.api);
         let admin = Arc::clone(&self.admin);
         let timeout = secs(self.args.timeout);
-        let meter = CpuMeter::start(self.args.pid);
         let g = self
-            .fanout(meter, async |_round, title| {
-                match tokio::time::timeout(timeout, api.create_global(&admin, title)).await {
+            .fanout(
+                async |_round, title| match tokio::time::timeout(timeout, api.create_global(&admin, title)).await {
                     Ok(Ok(_id)) => Ok(()),
                     Ok(Err(e)) => Err(format!("{e:#}")),
                     Err(_) => Err("POST timed out".to_owned()),
-                }
-            })
+                },
+            )
             .await;
         self.report.global = Some(g);
     }
 
     /// Global fan-out rounds: `trigger` starts round `n` of title `title` (the admin's POST,
     /// or the floor's write), then every open socket must get it once.
-    async fn fanout(
-        &mut self,
-        meter: CpuMeter,
-        mut trigger: impl AsyncFnMut(usize, &str) -> Result<(), String>,
-    ) -> Global {
+    async fn fanout(&mut self, mut trigger: impl AsyncFnMut(usize, &str) -> Result<(), String>) -> Global {
         let rounds = self.args.rounds;
         eprintln!("global: {rounds} rounds over {} sockets", self.sockets.len());
+        let meter = CpuMeter::start(self.args.pid);
         let split0 = self.args.pid.and_then(procfs::cpu_split);
         let mut g = Global {
             sockets: self.sockets.len(),
@@ -431,12 +427,10 @@ impl Bench {
         self.args.pid = Some(pid);
         let target = Target::new(addr, format!("ws://{addr}/ws/notifications/"), self.args.source_addrs);
         let tokens: Vec<String> = (0..self.args.users).map(|i| format!("floor-{i}")).collect();
-        self.connect_to(&target, &tokens, CpuMeter::start(Some(pid))).await;
+        self.connect_to(&target, &tokens).await;
         let frame_bytes = floor::frame(0, &self.shared.title(Phase::Global, 0))?.len();
         let g = self
-            .fanout(CpuMeter::start(Some(pid)), async |round, title| {
-                floor.send(round, title).map_err(|e| format!("{e:#}"))
-            })
+            .fanout(async |round, title| floor.send(round, title).map_err(|e| format!("{e:#}")))
             .await;
         let (accepted, write_errors) = floor.stats()?;
         self.report.floor = Some(FloorInfo {
