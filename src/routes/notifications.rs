@@ -8,7 +8,10 @@ use crate::{
     domain,
     error::ApiError,
     payloads::NotificationView,
-    services::{group_commit::NewNotification, notifications},
+    services::{
+        group_commit::{self, NewNotification},
+        notifications,
+    },
     state::AppState,
 };
 
@@ -85,7 +88,8 @@ async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let new = NewNotification {
-        user_id: body.user_id,
+        // An id beyond the column's range names no user either.
+        user_id: i32::try_from(body.user_id).map_err(|_| group_commit::no_such_user())?,
         title: domain::required_text("title", &body.title, domain::TITLE_MAX_CHARS)?,
         message: domain::required_text("message", &body.message, domain::MESSAGE_MAX_CHARS)?,
         notification_type: domain::notification_type(&body.notification_type)?,

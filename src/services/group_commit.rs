@@ -22,37 +22,29 @@ const MAX_BATCH: usize = 256;
 /// Creates waiting for the writer at most; past it callers wait for room.
 const QUEUE_LEN: usize = 4096;
 
-/// A validated request to notify one user.
-pub struct NewNotification {
-    pub user_id: i64,
-    pub title: String,
-    pub message: String,
-    pub notification_type: String,
-    pub link: String,
-}
-
 /// Hands creates to the one task that writes them (see the module docs).
 pub struct NotificationWriter {
     jobs: mpsc::Sender<Job>,
 }
 
 struct Job {
-    row: Row,
+    row: NewNotification,
     reply: oneshot::Sender<Result<notification::Model, ApiError>>,
 }
 
-/// The columns a create sets: what builds the row, and what recognises its saved model among
-/// the batch's (the order of a multi-row RETURNING is not guaranteed).
+/// A validated request to notify one user: the columns a create sets. They build the row, and
+/// recognise its saved model among the batch's (the order of a multi-row RETURNING is not
+/// guaranteed).
 #[derive(Clone, PartialEq, Eq, Hash)]
-struct Row {
-    user_id: i32,
-    title: String,
-    message: String,
-    notification_type: String,
-    link: String,
+pub struct NewNotification {
+    pub user_id: i32,
+    pub title: String,
+    pub message: String,
+    pub notification_type: String,
+    pub link: String,
 }
 
-impl Row {
+impl NewNotification {
     fn of(model: &notification::Model) -> Self {
         Self {
             user_id: model.user_id,
@@ -75,7 +67,8 @@ impl Row {
     }
 }
 
-fn no_such_user() -> ApiError {
+/// The answer to a create for a user that does not exist.
+pub fn no_such_user() -> ApiError {
     ApiError::BadRequest("user_id does not name a user".into())
 }
 
@@ -92,15 +85,7 @@ impl NotificationWriter {
     }
 
     /// Saves a notification for an existing user; it is pushed once committed.
-    pub async fn create(&self, new: NewNotification) -> Result<notification::Model, ApiError> {
-        let user_id = i32::try_from(new.user_id).map_err(|_| no_such_user())?;
-        let row = Row {
-            user_id,
-            title: new.title,
-            message: new.message,
-            notification_type: new.notification_type,
-            link: new.link,
-        };
+    pub async fn create(&self, row: NewNotification) -> Result<notification::Model, ApiError> {
         let (reply, answer) = oneshot::channel();
         self.jobs.send(Job { row, reply }).await.map_err(|_| writer_gone())?;
         // If the caller goes away meanwhile, the create is still saved and pushed.
@@ -153,12 +138,15 @@ fn is_unknown_user(e: &DbErr) -> bool {
 
 /// Gives each job the saved model with its columns; identical creates are interchangeable.
 fn answer(batch: Vec<Job>, models: Vec<notification::Model>) {
-    let mut waiting: HashMap<Row, VecDeque<oneshot::Sender<_>>> = HashMap::with_capacity(batch.len());
+    let mut waiting: HashMap<NewNotification, VecDeque<oneshot::Sender<_>>> = HashMap::with_capacity(batch.len());
     for job in batch {
         waiting.entry(job.row).or_default().push_back(job.reply);
     }
     for model in models {
-        if let Some(reply) = waiting.get_mut(&Row::of(&model)).and_then(VecDeque::pop_front) {
+        if let Some(reply) = waiting
+            .get_mut(&NewNotification::of(&model))
+            .and_then(VecDeque::pop_front)
+        {
             let _ = reply.send(Ok(model));
         }
     }
@@ -202,7 +190,7 @@ mod tests {
             .iter()
             .map(|&(user_id, title)| {
                 let (reply, answer) = oneshot::channel();
-                let row = Row {
+                let row = NewNotification {
                     user_id,
                     title: title.into(),
                     message: "m".into(),

@@ -136,6 +136,8 @@ async fn admins_create_notifications_with_validation(backend: Backend) {
 
     let bad = [
         json!({ "user_id": 999999, "title": "T", "message": "M", "notification_type": "job_post" }),
+        // Beyond the id column's range: no user either, and a 400, not a crash or a 500.
+        json!({ "user_id": 4_294_967_296_i64, "title": "T", "message": "M", "notification_type": "job_post" }),
         json!({ "user_id": user.id, "title": "T", "message": "M", "notification_type": "spam" }),
         json!({ "user_id": user.id, "title": "", "message": "M", "notification_type": "system" }),
         json!({ "user_id": user.id, "title": "T", "notification_type": "system" }),
