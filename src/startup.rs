@@ -176,7 +176,6 @@ impl Application {
             .port();
 
         let layer_status = LayerStatus::new(true);
-        let queue_len = settings.websocket.send_queue_len;
         let heartbeat = settings.websocket.heartbeat_interval();
         // The Redis task needs the hub's address and the hub owns the layer: create them together.
         let hub = NotificationHub::create(|ctx| {
@@ -187,7 +186,7 @@ impl Application {
                     ChannelLayer::Redis(redis.start(hub, layer_status.clone(), auth.clone()))
                 }
             };
-            NotificationHub::new(layer, auth.clone(), queue_len, heartbeat)
+            NotificationHub::new(layer, auth.clone(), heartbeat)
         });
         // Entity hooks anywhere in this actix System now reach this hub.
         entity::broadcast::subscribe(hub.clone().recipient());

@@ -5,7 +5,7 @@ use actix_web_actors::ws::{CloseCode, CloseReason};
 use super::{
     messages::{
         Connect, CreatedNotification, Disconnect, FromLayer, Group, HubStats, NotificationsRead, RevokeCredential,
-        Shutdown, Stats, ToSession,
+        Shutdown, Stats, ToSession, TooSlow,
     },
     server::{Member, NotificationHub, SessionInfo},
 };
@@ -22,9 +22,10 @@ impl Handler<Connect> for NotificationHub {
                 credential_id: msg.credential_id,
             },
         );
+        self.workers.entry(msg.worker.index).or_insert(msg.worker.sender);
         let member = || Member {
             recipient: msg.recipient.clone(),
-            queued: msg.queued.clone(),
+            worker: msg.worker.index,
         };
         self.join(Group::User(msg.user_id), msg.session_id, member());
         self.join(Group::Global, msg.session_id, member());
@@ -39,6 +40,20 @@ impl Handler<Disconnect> for NotificationHub {
 
     fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) {
         self.remove_session(msg.session_id);
+    }
+}
+
+impl Handler<TooSlow> for NotificationHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: TooSlow, _: &mut Context<Self>) {
+        if let Some(member) = self.remove_session(msg.session_id) {
+            log::info!("closing slow WebSocket session {}: send queue full", msg.session_id);
+            member.recipient.do_send(ToSession::Close(CloseReason {
+                code: CloseCode::Policy,
+                description: Some("too slow: catch up over REST".into()),
+            }));
+        }
     }
 }
 

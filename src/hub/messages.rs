@@ -1,14 +1,11 @@
 //! Messages to and from the hub. Each is small and says one thing.
-use std::{
-    fmt,
-    sync::{Arc, atomic::AtomicUsize},
-};
+use std::fmt;
 
 use actix::{Message, Recipient};
 use actix_http::ws::{OpCode, Parser};
 use actix_web_actors::ws::CloseReason;
 use bytes::{Bytes, BytesMut};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 pub use entity::broadcast::CreatedNotification;
 
@@ -46,17 +43,30 @@ impl PushFrame {
         Self(frame.freeze())
     }
 
-    pub fn into_bytes(self) -> Bytes {
-        self.0
+    pub fn bytes(&self) -> &Bytes {
+        &self.0
     }
 }
 
-/// Hub → session: what to do with the socket.
+/// Hub → one worker thread: write this push to these of its sessions (`ws::delivery`).
+#[derive(Debug)]
+pub struct Deliver {
+    pub frame: PushFrame,
+    pub sessions: Vec<u64>,
+}
+
+/// How the hub reaches the delivery task of the worker thread a session runs on.
+#[derive(Debug, Clone)]
+pub struct WorkerLink {
+    /// Tells worker threads apart, for life.
+    pub index: usize,
+    pub sender: mpsc::UnboundedSender<Deliver>,
+}
+
+/// Hub → session: what to do with the socket. Pushes take another way (`Deliver`).
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub enum ToSession {
-    /// Send this push.
-    Push(PushFrame),
     /// Close the socket with this reason.
     Close(CloseReason),
     /// Ping the peer, or close if it has been silent too long.
@@ -71,8 +81,8 @@ pub struct Connect {
     pub user_id: i32,
     pub credential_id: i32,
     pub recipient: Recipient<ToSession>,
-    /// Messages sent to the session and not yet handled by it: the bounded send queue.
-    pub queued: Arc<AtomicUsize>,
+    /// Where its pushes go.
+    pub worker: WorkerLink,
     /// Told once the session is in its groups.
     pub joined: Option<oneshot::Sender<()>>,
 }
@@ -81,6 +91,14 @@ pub struct Connect {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Disconnect {
+    pub session_id: u64,
+}
+
+/// A session's client stopped reading: its send queue is full. It leaves its groups and is told
+/// to close (1008).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TooSlow {
     pub session_id: u64,
 }
 
@@ -133,7 +151,7 @@ mod tests {
         // 125 bytes fit the short length form; longer payloads need the extended forms.
         for len in [0, 125, 126, 70_000] {
             let text = "x".repeat(len);
-            let mut wire = BytesMut::from(&PushFrame::text(&text).into_bytes()[..]);
+            let mut wire = BytesMut::from(&PushFrame::text(&text).bytes()[..]);
             // Parsed as a client parses what a server sends.
             let (fin, op, payload) = Parser::parse(&mut wire, false, 1 << 20)
                 .expect("a valid frame")

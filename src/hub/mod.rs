@@ -1,4 +1,4 @@
-//! The `NotificationHub` actor: owns group membership and fans pushes out to session actors.
+//! The `NotificationHub` actor: owns group membership and fans pushes out to the sessions.
 mod handlers;
 pub mod messages;
 mod server;

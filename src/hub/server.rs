@@ -1,10 +1,7 @@
 //! The hub's state: sessions and the groups they belong to.
 use std::{
     collections::{HashMap, HashSet},
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::Arc,
     time::Duration,
 };
 
@@ -12,7 +9,9 @@ use actix::{Actor, ActorFutureExt, AsyncContext, Context, Recipient, WrapFuture}
 use actix_web_actors::ws::{CloseCode, CloseReason};
 use bytestring::ByteString;
 
-use super::messages::{Group, PushFrame, ToSession};
+use tokio::sync::mpsc;
+
+use super::messages::{Deliver, Group, PushFrame, ToSession};
 use crate::{auth::AuthService, layer::ChannelLayer};
 
 /// How often the heartbeat timer pings the next slice of sessions. Short, so each slice is
@@ -22,7 +21,8 @@ const HEARTBEAT_TICK: Duration = Duration::from_millis(100);
 /// A registered session.
 pub(super) struct Member {
     pub recipient: Recipient<ToSession>,
-    pub queued: Arc<AtomicUsize>,
+    /// The worker thread it runs on, a key of `NotificationHub::workers`.
+    pub worker: usize,
 }
 
 pub(super) struct SessionInfo {
@@ -31,26 +31,27 @@ pub(super) struct SessionInfo {
 }
 
 /// Owns group membership (`user_{id}_notifications`, `global_notifications`) and delivers
-/// pushes to the session actors, locally and, through the channel layer, on other nodes.
+/// pushes to the sessions' sockets, locally through the worker threads they run on and, through
+/// the channel layer, on other nodes.
 pub struct NotificationHub {
     pub(super) sessions: HashMap<u64, SessionInfo>,
     pub(super) groups: HashMap<Group, HashMap<u64, Member>>,
+    /// The delivery task of each worker thread that has had sessions (`ws::delivery`).
+    pub(super) workers: HashMap<usize, mpsc::UnboundedSender<Deliver>>,
     pub(super) layer: ChannelLayer,
     pub(super) auth: Arc<AuthService>,
-    /// Messages one session may have queued before it counts as a slow consumer.
-    pub(super) queue_limit: usize,
     /// How often every session is told to ping its peer.
     heartbeat_interval: Duration,
 }
 
 impl NotificationHub {
-    pub fn new(layer: ChannelLayer, auth: Arc<AuthService>, queue_limit: usize, heartbeat_interval: Duration) -> Self {
+    pub fn new(layer: ChannelLayer, auth: Arc<AuthService>, heartbeat_interval: Duration) -> Self {
         Self {
             sessions: HashMap::new(),
             groups: HashMap::new(),
+            workers: HashMap::new(),
             layer,
             auth,
-            queue_limit,
             heartbeat_interval,
         }
     }
@@ -61,31 +62,28 @@ impl NotificationHub {
         self.deliver_local(group, &text);
     }
 
-    /// Sends `text` to this node's members of `group`; drops those that cannot keep up.
+    /// Sends `text` to this node's members of `group`: one `Deliver` per worker thread they are
+    /// on, which writes it to their sockets. The frame is made here, once for all of them.
     pub(super) fn deliver_local(&mut self, group: Group, text: &str) {
         let Some(members) = self.groups.get(&group) else {
             return;
         };
-        let frame = PushFrame::text(text);
-        let mut slow = Vec::new();
+        // As many entries as worker threads: a short list beats a map.
+        let mut batches: Vec<(usize, Vec<u64>)> = Vec::new();
         for (&id, member) in members {
-            // The session decrements when it has handled a message: past the limit it is not
-            // reading its socket, and queuing more would grow memory for nobody.
-            if member.queued.fetch_add(1, Ordering::Relaxed) >= self.queue_limit {
-                slow.push(id);
-                continue;
+            match batches.iter_mut().find(|(worker, _)| *worker == member.worker) {
+                Some((_, sessions)) => sessions.push(id),
+                None => batches.push((member.worker, vec![id])),
             }
-            // do_send: the bound is the counter above, not actix's mailbox capacity (which
-            // cannot be raised before the session actor starts).
-            member.recipient.do_send(ToSession::Push(frame.clone()));
         }
-        for id in slow {
-            if let Some(member) = self.remove_session(id) {
-                log::info!("closing slow WebSocket session {id}: send queue full");
-                member.recipient.do_send(ToSession::Close(CloseReason {
-                    code: CloseCode::Policy,
-                    description: Some("too slow: catch up over REST".into()),
-                }));
+        let frame = PushFrame::text(text);
+        for (worker, sessions) in batches {
+            if let Some(link) = self.workers.get(&worker) {
+                // Fails only if the worker's runtime is gone, and its sessions with it.
+                let _ = link.send(Deliver {
+                    frame: frame.clone(),
+                    sessions,
+                });
             }
         }
     }

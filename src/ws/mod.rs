@@ -1,5 +1,7 @@
-//! The WebSocket transport: the upgrade handshake, the connection pump and the per-connection
-//! session actor. Everything actix-web-actors specific stays in this folder.
+//! The WebSocket transport: the upgrade handshake, the connection pump, the per-connection
+//! session actor and each worker thread's delivery of pushes. Everything actix-web-actors
+//! specific stays in this folder.
+mod delivery;
 mod session;
 mod transport;
 pub mod upgrade;

@@ -1,9 +1,5 @@
 //! One WebSocket connection: forwards pushes, answers client actions, keeps the peer alive.
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
     task::Waker,
     time::{Duration, Instant},
 };
@@ -14,7 +10,7 @@ use actix_web_actors::ws::{self, CloseCode, CloseReason};
 use serde::Deserialize;
 use tokio::sync::oneshot;
 
-use super::transport::Outbox;
+use super::{delivery, transport::Outlet};
 use crate::{
     auth::Credential,
     error::ApiError,
@@ -35,10 +31,8 @@ pub struct WsSession {
     /// Told once the hub has added this session to its groups (the handshake waits for it).
     joined: Option<oneshot::Sender<()>>,
     state: web::Data<AppState>,
-    /// Pushes queued by the hub and not yet handled here (the hub's slow-consumer bound).
-    queued: Arc<AtomicUsize>,
-    /// Where pushes go: the transport writes their shared bytes as they are.
-    outbox: Outbox,
+    /// The socket's sending side, which this thread's delivery task writes pushes to.
+    outlet: Outlet,
     /// Wakes the task that drives this session's socket (see `transport::pump`).
     transport: Waker,
     last_heard: Instant,
@@ -52,7 +46,7 @@ impl WsSession {
         credential: &Credential,
         state: web::Data<AppState>,
         joined: oneshot::Sender<()>,
-        outbox: Outbox,
+        outlet: Outlet,
         transport: Waker,
     ) -> Self {
         let now = Instant::now();
@@ -62,13 +56,19 @@ impl WsSession {
             credential_id: credential.id,
             joined: Some(joined),
             state,
-            queued: Arc::new(AtomicUsize::new(0)),
-            outbox,
+            outlet,
             transport,
             last_heard: now,
             bad_frames: 0,
             bad_window_start: now,
         }
+    }
+
+    /// Sends a close frame, after which no push may follow, and stops.
+    fn close(&mut self, ctx: &mut ws::WebsocketContext<Self>, reason: Option<CloseReason>) {
+        self.outlet.close();
+        ctx.close(reason);
+        ctx.stop();
     }
 
     /// Answers a bad frame with an error; too many in a window closes with 1008.
@@ -80,12 +80,13 @@ impl WsSession {
         }
         self.bad_frames += 1;
         if self.bad_frames > self.state.settings.websocket.max_bad_frames_per_minute {
-            ctx.close(Some(CloseReason {
-                code: CloseCode::Policy,
-                description: Some("too many invalid messages".into()),
-            }));
-            ctx.stop();
-            return;
+            return self.close(
+                ctx,
+                Some(CloseReason {
+                    code: CloseCode::Policy,
+                    description: Some("too many invalid messages".into()),
+                }),
+            );
         }
         ctx.text(payloads::error_push(message));
     }
@@ -139,17 +140,20 @@ impl Actor for WsSession {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        let worker = delivery::register(self.id, self.outlet.clone(), &self.state.hub);
         self.state.hub.do_send(Connect {
             session_id: self.id,
             user_id: self.user_id,
             credential_id: self.credential_id,
             recipient: ctx.address().recipient(),
-            queued: self.queued.clone(),
+            worker,
             joined: self.joined.take(),
         });
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        self.outlet.close();
+        delivery::unregister(self.id);
         self.state.hub.do_send(Disconnect { session_id: self.id });
         // Stopping wakes nothing the context waits on: the transport must look again to see
         // the end, send what is left and close the connection.
@@ -162,14 +166,7 @@ impl Handler<ToSession> for WsSession {
 
     fn handle(&mut self, msg: ToSession, ctx: &mut Self::Context) {
         match msg {
-            ToSession::Push(frame) => {
-                self.queued.fetch_sub(1, Ordering::Relaxed);
-                self.outbox.push(frame.into_bytes());
-            }
-            ToSession::Close(reason) => {
-                ctx.close(Some(reason));
-                ctx.stop();
-            }
+            ToSession::Close(reason) => self.close(ctx, Some(reason)),
             ToSession::Heartbeat => {
                 if self.last_heard.elapsed() > self.state.settings.websocket.client_timeout() {
                     log::debug!("WebSocket session {} timed out", self.id);
@@ -187,16 +184,17 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
         let message = match item {
             Ok(message) => message,
             Err(ws::ProtocolError::Overflow) => {
-                ctx.close(Some(CloseReason {
-                    code: CloseCode::Size,
-                    description: Some("frame too large".into()),
-                }));
-                return ctx.stop();
+                return self.close(
+                    ctx,
+                    Some(CloseReason {
+                        code: CloseCode::Size,
+                        description: Some("frame too large".into()),
+                    }),
+                );
             }
             Err(e) => {
                 log::debug!("WebSocket protocol error on session {}: {e}", self.id);
-                ctx.close(Some(CloseCode::Protocol.into()));
-                return ctx.stop();
+                return self.close(ctx, Some(CloseCode::Protocol.into()));
             }
         };
         self.last_heard = Instant::now();
@@ -206,10 +204,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             ws::Message::Continuation(_) => self.bad_frame(ctx, "fragmented messages are not supported"),
             ws::Message::Ping(payload) => ctx.pong(&payload),
             ws::Message::Pong(_) | ws::Message::Nop => {}
-            ws::Message::Close(reason) => {
-                ctx.close(reason);
-                ctx.stop();
-            }
+            ws::Message::Close(reason) => self.close(ctx, reason),
         }
     }
 }

@@ -131,74 +131,154 @@ impl Wake for Wakeup {
     }
 }
 
-/// Pushes the session has taken from its mailbox, as shared frame bytes (`PushFrame`), written
-/// by the pump as they are: no per-socket encoding, copy or allocation. One push waiting is
-/// held inline; a backlog, rare, goes to a queue that is freed again once drained.
-#[derive(Clone, Default)]
-pub struct Outbox(Rc<RefCell<Waiting>>);
+/// The sending side of one socket, shared by its pump, which writes what the session's context
+/// yields and whatever had to wait, and by its worker thread's delivery task, which writes
+/// pushes (`delivery`). A push meets an idle socket nearly always: it is written there and then,
+/// from the frame bytes the hub made once for all sockets, with no copy or allocation. Only
+/// when something is already waiting, or the socket takes less than the frame, does it wait in
+/// the queue for the pump, which alone waits for the socket to take more. Both run on the one
+/// worker thread, so the `RefCell` is never contended; neither holds it across an await.
+#[derive(Clone)]
+pub struct Outlet(Rc<RefCell<Sending>>);
 
-#[derive(Default)]
-struct Waiting {
-    oldest: Option<Bytes>,
-    rest: VecDeque<Bytes>,
+struct Sending {
+    io: OwnedWriteHalf,
+    /// Being written: everything else waits behind it.
+    pending: Bytes,
+    /// Waiting behind `pending`, in order; freed again once drained (a backlog is rare).
+    queue: VecDeque<Bytes>,
+    /// How many pushes may wait: past it the client is not reading its socket, and queuing more
+    /// would grow memory for nobody.
+    limit: usize,
+    /// The session is closing: its close frame must be the last frame, so pushes are dropped.
+    closed: bool,
+    /// Wakes the pump, for what `push` could not write itself.
+    pump: Waker,
 }
 
-impl Outbox {
-    pub fn push(&self, frame: Bytes) {
-        let mut waiting = self.0.borrow_mut();
-        if waiting.oldest.is_none() && waiting.rest.is_empty() {
-            waiting.oldest = Some(frame);
+/// What became of a push.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pushed {
+    /// Written, or queued for the pump.
+    Taken,
+    /// The session is closing: nobody is to get it.
+    Dropped,
+    /// The queue is full: the client stopped reading. The outlet is closed; close the session.
+    TooSlow,
+}
+
+impl Outlet {
+    /// `head` (the 101 response) is written first; pushes wait behind it.
+    pub fn new(io: OwnedWriteHalf, head: Bytes, limit: usize, pump: Waker) -> Self {
+        Self(Rc::new(RefCell::new(Sending {
+            io,
+            pending: head,
+            queue: VecDeque::new(),
+            limit,
+            closed: false,
+            pump,
+        })))
+    }
+
+    /// Sends one push: written now if nothing waits and the socket takes it, else queued.
+    pub fn push(&self, frame: &Bytes) -> Pushed {
+        let mut sending = self.0.borrow_mut();
+        let s = &mut *sending;
+        if s.closed {
+            return Pushed::Dropped;
+        }
+        if s.pending.is_empty() {
+            match s.io.try_write(frame) {
+                Ok(n) if n == frame.len() => return Pushed::Taken,
+                Ok(n) => s.pending = frame.slice(n..),
+                // An error is left for the pump to meet: it ends the connection.
+                Err(_) => s.pending = frame.clone(),
+            }
+            // The pump is idle, not waiting for the socket: it must take over.
+            s.pump.wake_by_ref();
+            return Pushed::Taken;
+        }
+        if s.queue.len() >= s.limit {
+            s.closed = true;
+            s.queue = VecDeque::new();
+            return Pushed::TooSlow;
+        }
+        // Behind `pending`, which the pump is already waiting to write.
+        s.queue.push_back(frame.clone());
+        Pushed::Taken
+    }
+
+    /// From now on pushes are dropped: the session's close frame is to be its last frame.
+    pub fn close(&self) {
+        self.0.borrow_mut().closed = true;
+    }
+
+    /// Queues the session's own frames (pongs, replies, its close frame) behind the pushes.
+    fn queue_own(&self, chunk: Bytes) {
+        let mut s = self.0.borrow_mut();
+        if s.pending.is_empty() {
+            s.pending = chunk;
         } else {
-            waiting.rest.push_back(frame);
+            s.queue.push_back(chunk);
         }
     }
 
-    fn pop(&self) -> Option<Bytes> {
-        let mut waiting = self.0.borrow_mut();
-        if let Some(frame) = waiting.oldest.take() {
-            return Some(frame);
-        }
-        let frame = waiting.rest.pop_front();
-        if frame.is_some() && waiting.rest.is_empty() {
-            waiting.rest = VecDeque::new();
-        }
-        frame
-    }
-}
-
-/// Writes `head` (the 101 response), then the session's pushes (`outbox`) and everything its
-/// context (`frames`: pongs, replies, the close frame) yields, to `io` until the context ends and
-/// all is written, or the peer goes away. Pushes the session took in one poll go before the
-/// frames that poll produced, so a close frame stays last. Nothing new is taken while a write
-/// is pending, so a client that stops reading stalls its own session and nobody else's; the
-/// hub's per-session queue bound then closes it.
-///
-/// `frames` is polled with `wakeup`'s waker, and only once it has woken. Whatever ends the
-/// session without a wake of its own (its `stopped`) must wake it, or the end is not seen.
-pub async fn pump<S>(head: Bytes, frames: S, outbox: Outbox, mut io: OwnedWriteHalf, wakeup: Arc<Wakeup>)
-where
-    S: Stream<Item = Result<Bytes, actix_web::Error>>,
-{
-    let mut frames = std::pin::pin!(frames);
-    let mut pending = head;
-    let mut held: Option<Bytes> = None;
-    let mut ended = false;
-    let waker = Waker::from(wakeup.clone());
-    let result: io::Result<()> = poll_fn(|cx| {
+    /// Writes until nothing waits (ready) or the socket is full (pending, woken when it drains).
+    fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut sending = self.0.borrow_mut();
+        let s = &mut *sending;
         loop {
-            while !pending.is_empty() {
-                match Pin::new(&mut io).poll_write(cx, &pending) {
+            while !s.pending.is_empty() {
+                match Pin::new(&mut s.io).poll_write(cx, &s.pending) {
                     Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                    Poll::Ready(Ok(n)) => pending.advance(n),
+                    Poll::Ready(Ok(n)) => s.pending.advance(n),
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                     Poll::Pending => return Poll::Pending,
                 }
             }
-            // Written: let go of the chunk's memory before waiting for the next one.
-            pending = Bytes::new();
-            if let Some(next) = outbox.pop().or_else(|| held.take()) {
-                pending = next;
-                continue;
+            match s.queue.pop_front() {
+                Some(next) => s.pending = next,
+                None => {
+                    // Written: let go of the chunk's memory, and of the queue's, before waiting.
+                    s.pending = Bytes::new();
+                    if s.queue.capacity() > 0 {
+                        s.queue = VecDeque::new();
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+            }
+        }
+    }
+
+    fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0.borrow_mut().io).poll_shutdown(cx)
+    }
+}
+
+/// Writes everything the session's context (`frames`: pongs, replies, the close frame) yields
+/// and whatever waits in `outlet`, until the context ends and all is written, or the peer goes
+/// away. Pushes queued before a poll of the context go before the frames that poll yields, and
+/// the session closes its outlet before it closes, so a close frame stays last. Nothing new is
+/// taken from the context while a write is pending, so a client that stops reading stalls its
+/// own session and nobody else's; the outlet's bound then closes it.
+///
+/// `frames` is polled with `wakeup`'s waker, and only once it has woken. Whatever ends the
+/// session without a wake of its own (its `stopped`) must wake it, or the end is not seen.
+pub async fn pump<S>(first: Option<Bytes>, frames: S, outlet: Outlet, wakeup: Arc<Wakeup>)
+where
+    S: Stream<Item = Result<Bytes, actix_web::Error>>,
+{
+    let mut frames = std::pin::pin!(frames);
+    if let Some(first) = first {
+        outlet.queue_own(first);
+    }
+    let mut ended = false;
+    let waker = Waker::from(wakeup.clone());
+    let result: io::Result<()> = poll_fn(|cx| {
+        loop {
+            match outlet.poll_flush(cx) {
+                Poll::Ready(Ok(())) => {}
+                other => return other,
             }
             if ended {
                 return Poll::Ready(Ok(()));
@@ -207,7 +287,7 @@ where
                 return Poll::Pending;
             }
             match frames.as_mut().poll_next(&mut Context::from_waker(&waker)) {
-                Poll::Ready(Some(Ok(chunk))) => held = Some(chunk),
+                Poll::Ready(Some(Ok(chunk))) => outlet.queue_own(chunk),
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(io::Error::other(e.to_string()))),
                 Poll::Ready(None) => ended = true,
                 Poll::Pending => {}
@@ -215,10 +295,12 @@ where
         }
     })
     .await;
+    // Nothing more is written here, whatever the delivery task still holds.
+    outlet.close();
     match result {
         // The session ended: send FIN after its close frame, as the HTTP dispatcher did.
         Ok(()) => {
-            let _ = poll_fn(|cx| Pin::new(&mut io).poll_shutdown(cx)).await;
+            let _ = poll_fn(|cx| outlet.poll_shutdown(cx)).await;
         }
         Err(e) => log::debug!("WebSocket connection ended: {e}"),
     }
@@ -226,21 +308,74 @@ where
 
 #[cfg(test)]
 mod tests {
+    use std::task::Waker;
+
+    use tokio::{
+        io::AsyncReadExt,
+        net::{TcpListener, TcpStream},
+    };
+
     use super::*;
 
-    #[test]
-    fn the_outbox_keeps_pushes_in_order_across_its_inline_slot_and_queue() {
-        let outbox = Outbox::default();
-        outbox.push(Bytes::from_static(b"a"));
-        outbox.push(Bytes::from_static(b"b"));
-        assert_eq!(outbox.pop().as_deref(), Some(&b"a"[..]));
-        // The inline slot is free again but "b" still waits: "c" must queue behind it.
-        outbox.push(Bytes::from_static(b"c"));
-        assert_eq!(outbox.pop().as_deref(), Some(&b"b"[..]));
-        assert_eq!(outbox.pop().as_deref(), Some(&b"c"[..]));
-        assert_eq!(outbox.pop(), None);
-        outbox.push(Bytes::from_static(b"d"));
-        assert_eq!(outbox.pop().as_deref(), Some(&b"d"[..]));
-        assert_eq!(outbox.pop(), None);
+    /// An outlet on one end of a loopback connection, and the other end.
+    async fn connected(head: &'static [u8], limit: usize) -> (Outlet, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+        let addr = listener.local_addr().expect("its address");
+        let client = TcpStream::connect(addr).await.expect("connected");
+        let (server, _) = listener.accept().await.expect("accepted");
+        let (_, write) = server.into_split();
+        (
+            Outlet::new(write, Bytes::from_static(head), limit, Waker::noop().clone()),
+            client,
+        )
+    }
+
+    fn flush(outlet: &Outlet) -> Poll<io::Result<()>> {
+        outlet.poll_flush(&mut Context::from_waker(Waker::noop()))
+    }
+
+    async fn read_exactly(peer: &mut TcpStream, n: usize) -> Vec<u8> {
+        let mut got = vec![0; n];
+        peer.read_exact(&mut got).await.expect("the bytes written");
+        got
+    }
+
+    #[actix_web::test]
+    async fn pushes_wait_behind_the_head_and_keep_their_order_with_the_sessions_frames() {
+        let (outlet, mut peer) = connected(b"HEAD", 8).await;
+        // The 101 is not written yet: pushes must queue behind it.
+        assert_eq!(outlet.push(&Bytes::from_static(b"a")), Pushed::Taken);
+        assert_eq!(outlet.push(&Bytes::from_static(b"b")), Pushed::Taken);
+        outlet.queue_own(Bytes::from_static(b"pong"));
+        assert!(matches!(flush(&outlet), Poll::Ready(Ok(()))));
+        // Idle now: written at once, with nothing for the pump to do.
+        assert_eq!(outlet.push(&Bytes::from_static(b"c")), Pushed::Taken);
+        assert!(outlet.0.borrow().pending.is_empty());
+        outlet.queue_own(Bytes::from_static(b"close"));
+        outlet.close();
+        assert_eq!(outlet.push(&Bytes::from_static(b"late")), Pushed::Dropped);
+        assert!(matches!(flush(&outlet), Poll::Ready(Ok(()))));
+        assert_eq!(read_exactly(&mut peer, 16).await, b"HEADabpongcclose");
+    }
+
+    #[actix_web::test]
+    async fn a_peer_that_stops_reading_fills_the_bounded_queue_and_is_cut_off() {
+        let (outlet, mut peer) = connected(b"", 4).await;
+        let frame = Bytes::from(vec![7u8; 64 * 1024]);
+        let mut taken = 0;
+        // The kernel's buffers take some megabytes at most; then 4 may wait, and no more.
+        let outcome = loop {
+            match outlet.push(&frame) {
+                Pushed::Taken if taken < 10_000 => taken += 1,
+                other => break other,
+            }
+        };
+        assert_eq!(outcome, Pushed::TooSlow, "after {taken} pushes");
+        assert!(taken > 4, "the socket itself took some ({taken})");
+        assert_eq!(outlet.push(&frame), Pushed::Dropped, "a closed outlet stays closed");
+        // What was accepted in whole frames is still readable: the queue went, not a frame's tail.
+        let mut buf = vec![0; 64 * 1024];
+        peer.read_exact(&mut buf).await.expect("the first frame");
+        assert!(buf.iter().all(|&b| b == 7));
     }
 }

@@ -26,7 +26,7 @@ use tokio::{io::AsyncWriteExt, sync::oneshot};
 
 use super::{
     session::WsSession,
-    transport::{Outbox, SocketReader, Wakeup, pump},
+    transport::{Outlet, SocketReader, Wakeup, pump},
 };
 use crate::{
     auth::{
@@ -82,13 +82,19 @@ pub async fn serve(req: Request, framed: Framed<TcpStream, h1::Codec>, state: we
     let session_id = NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed);
     let wakeup = Wakeup::new();
     let waker = Waker::from(wakeup.clone());
-    let outbox = Outbox::default();
+    // The 101 goes first: pushes that reach the session before it is written wait behind it.
+    let outlet = Outlet::new(
+        write,
+        head.freeze(),
+        state.settings.websocket.send_queue_len,
+        waker.clone(),
+    );
     let session = WsSession::new(
         session_id,
         &credential,
         state.clone(),
         joined_tx,
-        outbox.clone(),
+        outlet.clone(),
         waker.clone(),
     );
     let codec = ws_proto::Codec::new().max_size(state.settings.websocket.max_frame_bytes);
@@ -107,11 +113,11 @@ pub async fn serve(req: Request, framed: Framed<TcpStream, h1::Codec>, state: we
             return;
         }
         log_request(&Method::GET, PATH, 101, started);
-        let mut head = head;
-        if let Poll::Ready(Some(Ok(frame))) = first {
-            head.extend_from_slice(&frame);
-        }
-        pump(head.freeze(), frames, outbox, write, wakeup).await;
+        let first = match first {
+            Poll::Ready(Some(Ok(frame))) => Some(frame),
+            _ => None,
+        };
+        pump(first, frames, outlet, wakeup).await;
     });
 }
 

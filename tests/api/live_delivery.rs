@@ -308,6 +308,55 @@ async fn concurrent_creates_each_get_their_own_row_and_push(backend: Backend) {
     }
 }
 
+/// The hub hands each push to every worker thread with sockets in the group, once, and that
+/// thread writes it to its own sockets: spread over several workers, each socket still gets
+/// every push once, in the order the rows were saved, and nobody else's.
+#[actix_web::test]
+async fn sockets_on_every_worker_thread_get_every_push_once_in_order() {
+    let app = spawn_app_with(Backend::Sqlite, |s| s.workers = 3).await;
+    let alice = app.new_user().await;
+    let bob = app.new_user().await;
+    let mut alice_tabs = Vec::new();
+    let mut bob_tabs = Vec::new();
+    // Connections go to the workers in turn: both users have sockets on every one.
+    for _ in 0..3 {
+        alice_tabs.push(app.ws(&alice).await);
+        alice_tabs.push(app.ws(&alice).await);
+        bob_tabs.push(app.ws(&bob).await);
+    }
+
+    let mut for_alice = Vec::new();
+    let mut for_bob = Vec::new();
+    for round in 0..10 {
+        let rows = (0..3)
+            .map(|i| notification_row(alice.id, format!("round {round}, {i}")))
+            .collect();
+        let saved = notification::insert_many_and_push(&app.db, rows).await.unwrap();
+        for_alice.extend(saved.iter().map(|n| ("notification".to_owned(), i64::from(n.id))));
+        let live = app
+            .announce(json!({ "title": format!("round {round}"), "message": "m", "level": "info" }))
+            .await;
+        let announced = ("global_notification".to_owned(), live["id"].as_i64().unwrap());
+        for_alice.push(announced.clone());
+        for_bob.push(announced);
+    }
+
+    for (tabs, expected) in [(&mut alice_tabs, &for_alice), (&mut bob_tabs, &for_bob)] {
+        for tab in tabs.iter_mut() {
+            let mut got = Vec::new();
+            for _ in 0..expected.len() {
+                let msg = tab.json().await;
+                let kind = msg["type"].as_str().unwrap().to_owned();
+                got.push((kind, msg["notification"]["id"].as_i64().unwrap()));
+            }
+            assert_eq!(&got, expected);
+        }
+        for tab in tabs.iter_mut() {
+            tab.expect_silence(QUIET).await;
+        }
+    }
+}
+
 both_backends!(
     user_notifications_reach_only_that_users_sockets,
     global_notifications_reach_every_socket_when_live,
