@@ -5,7 +5,7 @@
 //! get it. The task writes the frame to each of their sockets in a plain loop (`Outlet::push`).
 //! A push so costs one cross-thread wake per worker. Through each session actor's mailbox it
 //! cost an envelope, a wake and a poll of the session's context per socket: at 10,000 sockets,
-//! a third of the server's CPU per delivery went there (BENCHMARKS.md). The session actor keeps
+//! a quarter of the server's CPU per delivery went there (BENCHMARKS.md). The session actor keeps
 //! everything else: its groups (through the hub), its client's frames, heartbeats and closing.
 use std::{
     cell::RefCell,
