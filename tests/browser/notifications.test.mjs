@@ -48,6 +48,8 @@ test('register, sign out and sign in through the forms', async () => {
   assert.equal(await page.textContent('#user-name'), 'ada');
   assert.equal(await page.textContent('#user-role'), 'employer');
   assert.equal(await page.locator('#admin-link').isVisible(), false, 'no admin link for an employer');
+  // The empty state follows the list request, which may answer after the socket opens.
+  await page.locator('#notif-empty').waitFor({ state: 'visible', timeout: 5000 });
   assert.equal(await page.locator('#notif-empty').isVisible(), true);
   assert.equal(await page.textContent('#conn-state .conn-text'), 'Live');
 
