@@ -7,6 +7,8 @@
 # Env: CARGO_TARGET_DIR (default target/); HERALD_BIN / BENCH_BIN use prebuilt binaries
 # instead of building (debug profile, like the rest of CI).
 set -euo pipefail
+# shellcheck source=bench/limits-off.env
+. "$(dirname "$0")/limits-off.env"
 cd "$(dirname "$0")/.."
 
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"

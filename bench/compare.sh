@@ -25,6 +25,8 @@
 # Env: CARGO_TARGET_DIR (where the binaries are), HERALD_BIN / BENCH_BIN (explicit binaries),
 #      HERALD_SHARED (default ../shared beside the checkout).
 set -euo pipefail
+# shellcheck source=bench/limits-off.env
+. "$(dirname "$0")/limits-off.env"
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SHARED="${HERALD_SHARED:-$ROOT/../shared}"

@@ -40,10 +40,75 @@ pub struct AuthSettings {
     pub secure_cookies: bool,
 }
 
+/// Sizes and abuse limits (`API.md`, "Limits against abuse"). For each abuse limit 0 turns it off.
 #[derive(Debug, Clone, Deserialize)]
 pub struct LimitSettings {
     pub body_bytes: usize,
     pub db_pool_size: u32,
+    /// Failed logins per username per minute; past it 429, even for the right password.
+    #[serde(default = "defaults::login_failures_per_username_per_minute")]
+    pub login_failures_per_username_per_minute: u32,
+    /// Failed logins per client address per minute.
+    #[serde(default = "defaults::login_failures_per_address_per_minute")]
+    pub login_failures_per_address_per_minute: u32,
+    /// Registrations per client address per minute.
+    #[serde(default = "defaults::registrations_per_address_per_minute")]
+    pub registrations_per_address_per_minute: u32,
+    /// Open sockets per user; the next handshake gets 429.
+    #[serde(default = "defaults::sockets_per_user")]
+    pub sockets_per_user: u32,
+    /// Client messages per socket per second (bursts of twice that).
+    #[serde(default = "defaults::socket_messages_per_second")]
+    pub socket_messages_per_second: u32,
+    /// Time for a request's head and body to arrive before the connection is closed.
+    #[serde(default = "defaults::request_timeout_secs")]
+    pub request_timeout_secs: u64,
+    /// Concurrent connections (HTTP and WebSocket) per client address.
+    #[serde(default = "defaults::connections_per_address")]
+    pub connections_per_address: u32,
+    /// Proxies whose `X-Forwarded-For` is believed (IP addresses); empty: the peer is the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+impl LimitSettings {
+    /// Every abuse limit off (0): for test servers and benchmarks that make many users and
+    /// sockets from one address. Sizes stay as they are.
+    pub fn without_abuse_limits(mut self) -> Self {
+        self.login_failures_per_username_per_minute = 0;
+        self.login_failures_per_address_per_minute = 0;
+        self.registrations_per_address_per_minute = 0;
+        self.sockets_per_user = 0;
+        self.socket_messages_per_second = 0;
+        self.request_timeout_secs = 0;
+        self.connections_per_address = 0;
+        self
+    }
+}
+
+/// The defaults of `API.md`, used when `config/default.toml` lacks a key.
+mod defaults {
+    pub fn login_failures_per_username_per_minute() -> u32 {
+        10
+    }
+    pub fn login_failures_per_address_per_minute() -> u32 {
+        100
+    }
+    pub fn registrations_per_address_per_minute() -> u32 {
+        20
+    }
+    pub fn sockets_per_user() -> u32 {
+        50
+    }
+    pub fn socket_messages_per_second() -> u32 {
+        20
+    }
+    pub fn request_timeout_secs() -> u64 {
+        10
+    }
+    pub fn connections_per_address() -> u32 {
+        1000
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -97,6 +162,7 @@ impl Settings {
                     .separator("__")
                     .list_separator(",")
                     .with_list_parse_key("allowed_origins")
+                    .with_list_parse_key("limits.trusted_proxies")
                     .try_parsing(true),
             )
             .build()

@@ -104,15 +104,28 @@ pub fn postgres_admin_url() -> String {
     std::env::var("HERALD_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
-/// Default test settings: port 0, quick to start, admin bootstrapped.
+/// Default test settings: port 0, quick to start, admin bootstrapped, and the abuse limits off
+/// (tests make many users and sockets from one address). Limit tests put the defaults back
+/// with [`default_limits`].
 pub fn test_settings() -> Settings {
     let mut settings = Settings::load().expect("config/default.toml loads");
+    settings.limits = settings.limits.without_abuse_limits();
     settings.bind = "127.0.0.1:0".into();
     settings.admin_username = Some(ADMIN.into());
     settings.admin_password = Some(ADMIN_PASSWORD.into());
     settings.allowed_origins = Vec::new();
     settings.redis_url = String::new();
     settings
+}
+
+/// The abuse limits as configured by default, for the tests of those limits.
+pub fn default_limits(settings: &mut Settings) {
+    let defaults = Settings::load().expect("config/default.toml loads").limits;
+    settings.limits = herald::configuration::LimitSettings {
+        body_bytes: settings.limits.body_bytes,
+        db_pool_size: settings.limits.db_pool_size,
+        ..defaults
+    };
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -743,6 +756,13 @@ fn launch(config: &ClusterConfig, port: u16, log_dir: &tempfile::TempDir) -> std
         .env("HERALD_ADMIN_USERNAME", ADMIN)
         .env("HERALD_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("RUST_LOG", "warn")
+        // The cluster tests open many sockets from one address: abuse limits off.
+        .env("HERALD_LIMITS__SOCKETS_PER_USER", "0")
+        .env("HERALD_LIMITS__SOCKET_MESSAGES_PER_SECOND", "0")
+        .env("HERALD_LIMITS__CONNECTIONS_PER_ADDRESS", "0")
+        .env("HERALD_LIMITS__REGISTRATIONS_PER_ADDRESS_PER_MINUTE", "0")
+        .env("HERALD_LIMITS__LOGIN_FAILURES_PER_USERNAME_PER_MINUTE", "0")
+        .env("HERALD_LIMITS__LOGIN_FAILURES_PER_ADDRESS_PER_MINUTE", "0")
         .env_remove("HERALD_ENV")
         .env_remove("HERALD_ALLOWED_ORIGINS")
         .stdin(std::process::Stdio::null())

@@ -81,6 +81,13 @@ export class HeraldServer {
           HERALD_ADMIN_USERNAME: ADMIN.username,
           HERALD_ADMIN_PASSWORD: ADMIN.password,
           RUST_LOG: process.env.RUST_LOG || 'warn',
+          // Many users and sockets from one address: the abuse limits would refuse them.
+          HERALD_LIMITS__LOGIN_FAILURES_PER_USERNAME_PER_MINUTE: '0',
+          HERALD_LIMITS__LOGIN_FAILURES_PER_ADDRESS_PER_MINUTE: '0',
+          HERALD_LIMITS__REGISTRATIONS_PER_ADDRESS_PER_MINUTE: '0',
+          HERALD_LIMITS__SOCKETS_PER_USER: '0',
+          HERALD_LIMITS__SOCKET_MESSAGES_PER_SECOND: '0',
+          HERALD_LIMITS__CONNECTIONS_PER_ADDRESS: '0',
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
