@@ -6,6 +6,7 @@ use actix_web::{
     error::{JsonPayloadError, PathError, QueryPayloadError},
     http::{StatusCode, header},
     middleware::ErrorHandlerResponse,
+    mime,
 };
 use serde_json::json;
 
@@ -70,7 +71,12 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        response.json(json!({ "error": self.to_string() }))
+        // Ends with a newline itself: WebSocket refusals are written without the App's middleware.
+        response
+            .content_type(mime::APPLICATION_JSON)
+            .body(crate::http_conventions::json_line(
+                &json!({ "error": self.to_string() }),
+            ))
     }
 }
 

@@ -1,11 +1,14 @@
 //! Herald: a real-time notification server (REST + WebSocket), the Rust re-creation of a
 //! Django Channels notification service.
 pub mod auth;
+pub mod cli;
 pub mod configuration;
 pub mod domain;
 pub mod error;
+pub mod http_conventions;
 pub mod hub;
 pub mod layer;
+pub mod metrics;
 pub mod payloads;
 pub mod routes;
 pub mod services;

@@ -1,15 +1,11 @@
-//! `herald` serves; `herald create-admin USERNAME` creates or resets an admin account.
-use std::{io::BufRead, process::ExitCode, sync::Arc};
+//! The `herald` binary: reads the settings, sets up logging and runs the command (`cli`).
+use std::process::ExitCode;
 
+use clap::Parser;
 use herald::{
-    auth::AuthService,
-    configuration::Settings,
-    startup::{self, Application},
+    cli::{self, Cli},
+    configuration::{self, Settings},
 };
-use migration::{Migrator, MigratorTrait};
-
-const USAGE: &str = "usage: herald                      serve (settings: config/ and HERALD_* variables)
-       herald create-admin USERNAME  create or reset an admin; password from HERALD_ADMIN_PASSWORD or stdin";
 
 /// Argon2 allocates 19 MiB per hash. glibc's dynamic mmap threshold would then serve those
 /// blocks from per-thread arenas and keep them after free: measured 2 GB resident after a few
@@ -25,65 +21,24 @@ fn release_large_blocks_on_free() {
 
 fn main() -> ExitCode {
     release_large_blocks_on_free();
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `--help`, `--version` (stdout, 0) and usage errors (stderr, 2) end here.
+    let cli = Cli::parse();
+    let unknown = configuration::unknown_variables();
     let settings = match Settings::load() {
         Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("herald: {e}");
-            return ExitCode::from(2);
+        Err(errors) => {
+            for line in unknown.iter().map(|u| format!("warning: {u}")).chain(errors.0) {
+                eprintln!("herald: {line}");
+            }
+            return ExitCode::from(cli::EXIT_USAGE);
         }
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(&settings.log_level)).init();
-
-    let system = actix_web::rt::System::new();
-    let outcome = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        [] => system.block_on(serve(settings)),
-        ["create-admin", username] => system.block_on(create_admin(settings, username)),
-        _ => {
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("herald: {e}");
-            ExitCode::FAILURE
-        }
+    for warning in &unknown {
+        log::warn!("{warning}");
     }
-}
-
-async fn serve(settings: Settings) -> Result<(), String> {
-    let app = Application::build(settings.clone()).await.map_err(|e| e.to_string())?;
-    log::info!(
-        "Herald listening on http://{}:{}",
-        settings.bind_addr()?.ip(),
-        app.port()
-    );
-    app.run_until_stopped().await.map_err(|e| e.to_string())
-}
-
-async fn create_admin(settings: Settings, username: &str) -> Result<(), String> {
-    let password = match std::env::var("HERALD_ADMIN_PASSWORD") {
-        Ok(password) => password,
-        Err(_) => {
-            eprintln!("password for {username} (one line on stdin):");
-            let mut line = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut line)
-                .map_err(|e| e.to_string())?;
-            line.trim_end_matches(['\r', '\n']).to_string()
-        }
-    };
-    let db = startup::connect_database(&settings).await.map_err(|e| e.to_string())?;
-    Migrator::up(&db, None)
-        .await
-        .map_err(|e| format!("database migration failed: {e}"))?;
-    let auth = Arc::new(AuthService::new(db, settings.auth.token_lifetime_hours));
-    startup::ensure_admin(&auth, username, &password)
-        .await
-        .map_err(|e| e.to_string())?;
-    println!("admin {username} is ready");
-    Ok(())
+    match actix_web::rt::System::new().block_on(cli::run(cli.command, settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(),
+    }
 }

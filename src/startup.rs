@@ -9,7 +9,7 @@ use actix_service::{IntoServiceFactory, fn_service, map_config};
 use actix_web::{
     App,
     dev::{AppConfig, Extensions},
-    middleware::{ErrorHandlers, Logger},
+    middleware::{ErrorHandlers, Logger, from_fn},
     rt::net::TcpStream,
     web,
 };
@@ -23,9 +23,10 @@ use crate::{
     auth::AuthService,
     configuration::{Settings, redact},
     domain::{Password, Username},
-    error,
+    error, http_conventions,
     hub::{NotificationHub, messages::Shutdown},
     layer::{ChannelLayer, LayerStatus, redis::RedisConfig},
+    metrics::{self, Metrics},
     routes,
     services::{group_commit::NotificationWriter, notifications::ListCache},
     state::AppState,
@@ -59,6 +60,7 @@ pub enum StartupError {
 /// A built, bound, not yet running Herald.
 pub struct Application {
     port: u16,
+    metrics_port: Option<u16>,
     server: Server,
     hub: Addr<NotificationHub>,
     db: DatabaseConnection,
@@ -125,6 +127,16 @@ pub async fn ensure_admin(auth: &AuthService, username: &str, password: &str) ->
     Ok(())
 }
 
+/// Whether any admin account exists; without one nobody can publish.
+async fn has_admin(db: &DatabaseConnection) -> Result<bool, sea_orm::DbErr> {
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let admins = entity::user::Entity::find()
+        .filter(entity::user::Column::Role.eq(crate::domain::Role::Admin.as_str()))
+        .count(db)
+        .await?;
+    Ok(admins > 0)
+}
+
 fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
@@ -138,6 +150,7 @@ impl Application {
     /// Must run inside an actix `System`.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let addr = settings.bind_addr().map_err(StartupError::Config)?;
+        let metrics_addr = settings.metrics_addr().map_err(StartupError::Config)?;
         // Checked before anything is touched; connecting waits until the hub exists.
         let redis = settings
             .redis_url()
@@ -154,7 +167,11 @@ impl Application {
                 ensure_admin(&auth, user, password).await?;
                 log::info!("bootstrap admin {user:?} is ready");
             }
-            (None, None) => {}
+            (None, None) => {
+                if !has_admin(&db).await.map_err(StartupError::Migration)? {
+                    log::warn!("no admin account yet: make one with `herald create-admin NAME`");
+                }
+            }
             _ => {
                 return Err(StartupError::Config(
                     "invalid configuration: set both HERALD_ADMIN_USERNAME and HERALD_ADMIN_PASSWORD, or neither"
@@ -174,6 +191,20 @@ impl Application {
                 source,
             })?
             .port();
+        let metrics_listener = metrics_addr
+            .map(|addr| {
+                bind(addr).map_err(|source| StartupError::Bind {
+                    addr: addr.to_string(),
+                    source,
+                })
+            })
+            .transpose()?;
+        let metrics_port = metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
+            .map(|addr| addr.port());
+        let metrics =
+            Arc::new(Metrics::new(redis.is_some()).map_err(|e| StartupError::Config(format!("metrics: {e}")))?);
 
         let layer_status = LayerStatus::new(true);
         let heartbeat = settings.websocket.heartbeat_interval();
@@ -186,7 +217,7 @@ impl Application {
                     ChannelLayer::Redis(redis.start(hub, layer_status.clone(), auth.clone()))
                 }
             };
-            NotificationHub::new(layer, auth.clone(), heartbeat)
+            NotificationHub::new(layer, auth.clone(), heartbeat, metrics.clone())
         });
         // Entity hooks anywhere in this actix System now reach this hub.
         entity::broadcast::subscribe(hub.clone().recipient());
@@ -202,7 +233,9 @@ impl Application {
             live_globals: Default::default(),
             notification_lists: ListCache::new(settings.redis_url().is_none()),
             notification_writer: NotificationWriter::start(writer_db),
+            metrics: metrics.clone(),
         });
+        let metrics_layer = state.layer.clone();
         let json_config = web::JsonConfig::default()
             .limit(settings.limits.body_bytes)
             .error_handler(error::json_error);
@@ -219,7 +252,7 @@ impl Application {
         // plus `ws::upgrade`, which gets WebSocket handshakes together with their connection.
         let builder = ServerBuilder::default();
         let graceful = builder.graceful_shutdown_signal();
-        let server = builder
+        let mut builder = builder
             .backlog(LISTEN_BACKLOG as u32)
             .workers(workers)
             .disable_signals()
@@ -233,13 +266,15 @@ impl Application {
                     .app_data(web::PathConfig::default().error_handler(error::path_error))
                     .app_data(web::QueryConfig::default().error_handler(error::query_error))
                     .wrap(ErrorHandlers::new().default_handler(error::ensure_json_body))
+                    .wrap(from_fn(http_conventions::json_ends_with_newline))
                     // Method, path, status, time: never headers, cookies or query strings.
                     .wrap(
                         Logger::new("%{method}xi %U %s %Dms")
                             .custom_request_replace("method", |req| req.method().to_string()),
                     )
+                    .wrap(from_fn(metrics::observe_requests))
                     .configure(routes::config)
-                    .default_service(web::to(error::not_found));
+                    .default_service(web::to(http_conventions::redirect_or_not_found));
                 HttpService::build()
                     .keep_alive(KeepAlive::default())
                     .client_request_timeout(Duration::from_secs(5))
@@ -265,15 +300,39 @@ impl Application {
             .map_err(|source| StartupError::Bind {
                 addr: addr.to_string(),
                 source,
-            })?
-            .run();
+            })?;
+        if let (Some(listener), Some(metrics_addr)) = (metrics_listener, metrics_addr) {
+            builder = metrics::listen(builder, listener, metrics, db.clone(), metrics_layer).map_err(|source| {
+                StartupError::Bind {
+                    addr: metrics_addr.to_string(),
+                    source,
+                }
+            })?;
+            log::info!(
+                "metrics on http://{}:{}/metrics",
+                metrics_addr.ip(),
+                metrics_port.unwrap_or(0)
+            );
+        }
+        let server = builder.run();
 
-        Ok(Self { port, server, hub, db })
+        Ok(Self {
+            port,
+            metrics_port,
+            server,
+            hub,
+            db,
+        })
     }
 
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The bound port of the metrics listener, if `metrics_bind` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
     }
 
     /// The hub, for tests and embedders.

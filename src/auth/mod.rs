@@ -35,12 +35,19 @@ const CACHE_MAX_ENTRIES: usize = 200_000;
 /// Credential ids looked up per query when re-checking sessions.
 const EXISTING_CHUNK_LEN: usize = 1000;
 
-/// The account behind a request.
+/// The account behind a request, and the one JSON shape of a user everywhere
+/// (`{"id", "username", "role"}`: register, login, me, the admin's user list).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AuthUser {
     pub id: i32,
     pub username: String,
     pub role: &'static str,
+}
+
+impl From<&user::Model> for AuthUser {
+    fn from(model: &user::Model) -> Self {
+        Self::from_model(model)
+    }
 }
 
 impl AuthUser {

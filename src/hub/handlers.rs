@@ -22,6 +22,7 @@ impl Handler<Connect> for NotificationHub {
                 credential_id: msg.credential_id,
             },
         );
+        self.metrics.websocket_connections.set(self.sessions.len() as i64);
         self.workers.entry(msg.worker.index).or_insert(msg.worker.sender);
         let member = || Member {
             recipient: msg.recipient.clone(),
@@ -48,6 +49,7 @@ impl Handler<TooSlow> for NotificationHub {
 
     fn handle(&mut self, msg: TooSlow, _: &mut Context<Self>) {
         if let Some(member) = self.remove_session(msg.session_id) {
+            self.metrics.websocket_slow_closed.inc();
             log::info!("closing slow WebSocket session {}: send queue full", msg.session_id);
             member.recipient.do_send(ToSession::Close(CloseReason {
                 code: CloseCode::Policy,

@@ -12,7 +12,7 @@ use bytestring::ByteString;
 use tokio::sync::mpsc;
 
 use super::messages::{Deliver, Group, PushFrame, ToSession};
-use crate::{auth::AuthService, layer::ChannelLayer};
+use crate::{auth::AuthService, layer::ChannelLayer, metrics::Metrics};
 
 /// How often the heartbeat timer pings the next slice of sessions. Short, so each slice is
 /// small: a burst of pings and pongs delays the pushes queued behind it.
@@ -42,10 +42,17 @@ pub struct NotificationHub {
     pub(super) auth: Arc<AuthService>,
     /// How often every session is told to ping its peer.
     heartbeat_interval: Duration,
+    /// Counts pushes (once each), open sessions and slow sockets.
+    pub(super) metrics: Arc<Metrics>,
 }
 
 impl NotificationHub {
-    pub fn new(layer: ChannelLayer, auth: Arc<AuthService>, heartbeat_interval: Duration) -> Self {
+    pub fn new(
+        layer: ChannelLayer,
+        auth: Arc<AuthService>,
+        heartbeat_interval: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             sessions: HashMap::new(),
             groups: HashMap::new(),
@@ -53,6 +60,7 @@ impl NotificationHub {
             layer,
             auth,
             heartbeat_interval,
+            metrics,
         }
     }
 
@@ -65,7 +73,10 @@ impl NotificationHub {
     /// Sends `text` to this node's members of `group`: one `Deliver` per worker thread they are
     /// on, which writes it to their sockets. The frame is made here, once for all of them.
     pub(super) fn deliver_local(&mut self, group: Group, text: &str) {
-        let Some(members) = self.groups.get(&group) else {
+        let members = self.groups.get(&group);
+        // Once per push, not per socket: the push path stays as cheap as it was.
+        self.metrics.count_push(text, members.map_or(0, HashMap::len));
+        let Some(members) = members else {
             return;
         };
         // As many entries as worker threads: a short list beats a map.
@@ -91,6 +102,7 @@ impl NotificationHub {
     /// Removes a session from every group, dropping groups that become empty.
     pub(super) fn remove_session(&mut self, id: u64) -> Option<Member> {
         let info = self.sessions.remove(&id)?;
+        self.metrics.websocket_connections.set(self.sessions.len() as i64);
         let user_group = Group::User(info.user_id);
         let member = self.leave(user_group, id);
         self.leave(Group::Global, id);

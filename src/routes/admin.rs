@@ -2,9 +2,13 @@
 use actix_web::{HttpResponse, web};
 use entity::user;
 use sea_orm::{EntityTrait, QueryOrder};
-use serde_json::json;
+use serde::Serialize;
 
-use crate::{auth::AdminUser, error::ApiError, state::AppState};
+use crate::{
+    auth::{AdminUser, AuthUser},
+    error::ApiError,
+    state::AppState,
+};
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/admin/users/").route(web::get().to(users)));
@@ -15,9 +19,15 @@ async fn users(state: web::Data<AppState>, _admin: AdminUser) -> Result<HttpResp
         .order_by_asc(user::Column::Id)
         .all(&state.db)
         .await?;
-    let items: Vec<_> = users
-        .iter()
-        .map(|u| json!({ "id": u.id, "username": u.username, "role": u.role }))
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "count": items.len(), "users": items })))
+    let users: Vec<AuthUser> = users.iter().map(AuthUser::from).collect();
+    Ok(HttpResponse::Ok().json(UserList {
+        count: users.len(),
+        users,
+    }))
+}
+
+#[derive(Serialize)]
+struct UserList {
+    count: usize,
+    users: Vec<AuthUser>,
 }

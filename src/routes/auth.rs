@@ -4,11 +4,11 @@ use actix_web::{
     cookie::{Cookie, SameSite, time::Duration as CookieDuration},
     web,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::{
-    auth::{CurrentUser, csrf},
+    auth::{AuthUser, CurrentUser, csrf},
     domain::{Password, Role, Username},
     error::ApiError,
     hub::messages::RevokeCredential,
@@ -34,7 +34,7 @@ async fn register(state: web::Data<AppState>, body: web::Json<RegisterBody>) -> 
     let password = Password::parse(&body.password)?;
     let role = Role::parse_registrable(&body.role)?;
     let user = state.auth.register(&username, &password, role).await?;
-    Ok(HttpResponse::Created().json(json!({ "id": user.id, "username": user.username, "role": user.role })))
+    Ok(HttpResponse::Created().json(AuthUser::from(&user)))
 }
 
 #[derive(Deserialize)]
@@ -64,10 +64,16 @@ async fn login(state: web::Data<AppState>, body: web::Json<LoginBody>) -> Result
         .secure(secure)
         .max_age(max_age)
         .finish();
-    Ok(HttpResponse::Ok()
-        .cookie(session)
-        .cookie(csrf_cookie)
-        .json(json!({ "token": login.token, "user": login.credential.user })))
+    Ok(HttpResponse::Ok().cookie(session).cookie(csrf_cookie).json(LoginReply {
+        token: &login.token,
+        user: &login.credential.user,
+    }))
+}
+
+#[derive(Serialize)]
+struct LoginReply<'a> {
+    token: &'a str,
+    user: &'a AuthUser,
 }
 
 async fn logout(state: web::Data<AppState>, current: CurrentUser) -> Result<HttpResponse, ApiError> {

@@ -2,14 +2,13 @@
 use actix_web::{HttpResponse, mime, web};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::{
     auth::AdminUser,
     domain,
     error::ApiError,
     payloads::GlobalAdminView,
-    services::global_notifications::{self, NewGlobal},
+    services::global_notifications::{self, GlobalList, NewGlobal},
     state::AppState,
 };
 
@@ -31,7 +30,10 @@ async fn list_live(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
 async fn list_all(state: web::Data<AppState>, _admin: AdminUser) -> Result<HttpResponse, ApiError> {
     let all = global_notifications::all(&state.db).await?;
     let items: Vec<GlobalAdminView> = all.iter().map(GlobalAdminView::from).collect();
-    Ok(HttpResponse::Ok().json(json!({ "count": items.len(), "notifications": items })))
+    Ok(HttpResponse::Ok().json(GlobalList {
+        count: items.len(),
+        notifications: items,
+    }))
 }
 
 #[derive(Deserialize)]

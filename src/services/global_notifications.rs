@@ -41,10 +41,10 @@ impl LiveListCache {
         }
         let live = live(db).await?;
         let items: Vec<GlobalView> = live.iter().map(GlobalView::from).collect();
-        let body = Bytes::from(
-            serde_json::to_vec(&serde_json::json!({ "count": items.len(), "notifications": items }))
-                .map_err(|e| ApiError::Internal(e.to_string()))?,
-        );
+        let body = Bytes::from(crate::http_conventions::json_line(&GlobalList {
+            count: items.len(),
+            notifications: items,
+        }));
         let valid_until = live.iter().filter_map(|g| g.expires_at).min();
         // `changes` was read before the query: a save racing it leaves the entry stale-marked.
         *self.cached.write().unwrap_or_else(|e| e.into_inner()) = Some(CachedList {
@@ -137,4 +137,11 @@ pub async fn set_flags(
         active.show_on_site = Set(flag);
     }
     Ok(active.update(db).await?)
+}
+
+/// `{"count": N, "notifications": [...]}`, the announcements lists' shape.
+#[derive(serde::Serialize)]
+pub struct GlobalList<T> {
+    pub count: usize,
+    pub notifications: Vec<T>,
 }

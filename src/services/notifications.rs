@@ -94,14 +94,11 @@ impl ListCache {
         }
         let listing = list(db, user_id, limit, offset).await?;
         let items: Vec<NotificationView> = listing.notifications.iter().map(NotificationView::from).collect();
-        let body = Bytes::from(
-            serde_json::to_vec(&serde_json::json!({
-                "count": listing.count,
-                "unread_count": listing.unread_count,
-                "notifications": items,
-            }))
-            .map_err(|e| ApiError::Internal(e.to_string()))?,
-        );
+        let body = Bytes::from(crate::http_conventions::json_line(&NotificationPage {
+            count: listing.count,
+            unread_count: listing.unread_count,
+            notifications: items,
+        }));
         if self.enabled {
             let page = CachedPage {
                 body: body.clone(),
@@ -119,6 +116,14 @@ pub struct Listing {
     pub count: u64,
     pub unread_count: u64,
     pub notifications: Vec<notification::Model>,
+}
+
+/// `GET /api/notifications/`'s shape: the totals, then the page.
+#[derive(serde::Serialize)]
+struct NotificationPage<'a> {
+    count: u64,
+    unread_count: u64,
+    notifications: Vec<crate::payloads::NotificationView<'a>>,
 }
 
 /// A row of the list with the user's totals alongside (window functions: one round trip).

@@ -61,6 +61,12 @@ pub async fn serve(req: Request, framed: Framed<TcpStream, h1::Codec>, state: we
         Err(e) => {
             let status = e.status_code();
             refuse(&mut parts.codec, &mut parts.io, &e).await;
+            state.metrics.count_refused_handshake(status.as_u16());
+            // Handshakes bypass the App and its request counting: counted here, on their route.
+            let route = if path == PATH { PATH } else { "unmatched" };
+            state
+                .metrics
+                .count_request(&method, route, status.as_u16(), started.elapsed().as_secs_f64());
             return log_request(&method, &path, status.as_u16(), started);
         }
     };
@@ -99,6 +105,7 @@ pub async fn serve(req: Request, framed: Framed<TcpStream, h1::Codec>, state: we
     );
     let codec = ws_proto::Codec::new().max_size(state.settings.websocket.max_frame_bytes);
     let frames = WebsocketContext::with_codec(session, SocketReader::new(read, early), codec);
+    let metrics = state.metrics.clone();
     // The socket lives on in its own small task; this handshake future (several KiB: it awaited
     // authentication) ends here, and with it the connection's HTTP dispatcher.
     actix_web::rt::spawn(async move {
@@ -113,6 +120,7 @@ pub async fn serve(req: Request, framed: Framed<TcpStream, h1::Codec>, state: we
             return;
         }
         log_request(&Method::GET, PATH, 101, started);
+        metrics.count_request(&Method::GET, PATH, 101, started.elapsed().as_secs_f64());
         let first = match first {
             Poll::Ready(Some(Ok(frame))) => Some(frame),
             _ => None,

@@ -52,6 +52,8 @@ pub struct TestApp {
     pub hub: Addr<NotificationHub>,
     pub db: DatabaseConnection,
     pub shutdown: ShutdownHandle,
+    /// The metrics listener's port, when the settings asked for one (`metrics_bind`).
+    pub metrics_port: Option<u16>,
     _guard: DatabaseGuard,
 }
 
@@ -202,12 +204,14 @@ async fn start(settings: Settings, guard: DatabaseGuard) -> TestApp {
     let hub = app.hub();
     let db = app.db();
     let shutdown = app.shutdown_handle();
+    let metrics_port = app.metrics_port();
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
         api: Api::logged_in_as_admin(port).await,
         hub,
         db,
         shutdown,
+        metrics_port,
         _guard: guard,
     }
 }

@@ -32,6 +32,8 @@ mod cluster;
 mod errors;
 mod global_notifications;
 mod helpers;
+mod http_conventions;
 mod live_delivery;
+mod metrics;
 mod notifications;
 mod websocket_protocol;
