@@ -3,15 +3,15 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::helpers::{Backend, TestApp, spawn_app_with};
+use crate::helpers::{Backend, PrivateRedis, READINESS_WITHIN, TestApp, spawn_app_with, unique_channel_prefix};
 
 /// The value of the sample written exactly as `series` (name and labels), if present.
-fn sample(text: &str, series: &str) -> Option<f64> {
+pub fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
-async fn scrape(app: &TestApp) -> String {
+pub async fn scrape(app: &TestApp) -> String {
     let port = app.metrics_port.expect("a metrics listener");
     let resp = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
@@ -20,9 +20,10 @@ async fn scrape(app: &TestApp) -> String {
     resp.text().await.unwrap()
 }
 
-#[actix_web::test]
-async fn a_push_and_a_refused_handshake_show_on_the_metrics_port_only() {
-    let app = spawn_app_with(Backend::Sqlite, |s| s.metrics_bind = "127.0.0.1:0".into()).await;
+both_backends!(a_push_and_a_refused_handshake_show_on_the_metrics_port_only);
+
+async fn a_push_and_a_refused_handshake_show_on_the_metrics_port_only(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.metrics_bind = "127.0.0.1:0".into()).await;
     let user = app.new_user().await;
     let mut socket = app.ws(&user).await;
     let n = app.notify(user.id, "counted").await;
@@ -78,7 +79,7 @@ async fn a_push_and_a_refused_handshake_show_on_the_metrics_port_only() {
 
     // Another server in the same process counts on its own. (Started last: entity hooks reach
     // the newest hub of the actix System.)
-    let other = spawn_app_with(Backend::Sqlite, |s| s.metrics_bind = "127.0.0.1:0".into()).await;
+    let other = spawn_app_with(backend, |s| s.metrics_bind = "127.0.0.1:0".into()).await;
     let theirs = scrape(&other).await;
     assert_eq!(
         sample(&theirs, r#"herald_pushes_total{type="notification"}"#),
@@ -109,4 +110,38 @@ async fn without_metrics_bind_there_is_no_metrics_listener() {
     assert_eq!(app.metrics_port, None);
     let (status, _) = app.get("/metrics", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// Scrapes until `series` has `value` (the Redis link follows an outage within seconds).
+async fn wait_for_sample(app: &TestApp, series: &str, value: f64) {
+    let deadline = tokio::time::Instant::now() + READINESS_WITHIN;
+    loop {
+        let text = scrape(app).await;
+        if sample(&text, series) == Some(value) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{series} never {value}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL/Redis"]
+async fn the_redis_link_gauge_follows_an_outage() {
+    let mut redis = PrivateRedis::start().await;
+    let url = redis.url.clone();
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.metrics_bind = "127.0.0.1:0".into();
+        s.redis_url = url;
+        s.redis_channel_prefix = unique_channel_prefix();
+    })
+    .await;
+    wait_for_sample(&app, "herald_redis_connected", 1.0).await;
+    redis.stop();
+    wait_for_sample(&app, "herald_redis_connected", 0.0).await;
+    redis.restart().await;
+    wait_for_sample(&app, "herald_redis_connected", 1.0).await;
 }

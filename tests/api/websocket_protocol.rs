@@ -213,6 +213,7 @@ async fn a_client_that_stops_reading_is_dropped_and_slows_nobody() {
         s.websocket.send_queue_len = 32;
         s.websocket.heartbeat_interval_secs = 30.0;
         s.websocket.client_timeout_secs = 60.0;
+        s.metrics_bind = "127.0.0.1:0".into();
     })
     .await;
     let slow_user = app.new_user().await;
@@ -268,6 +269,12 @@ async fn a_client_that_stops_reading_is_dropped_and_slows_nobody() {
     assert!(got < 1000, "it did not get everything queued ({got})");
     assert!(code == Some(1008) || code.is_none(), "{code:?}");
     fast.expect_silence(QUIET).await;
+    let metrics = crate::metrics::scrape(&app).await;
+    assert_eq!(
+        crate::metrics::sample(&metrics, "herald_websocket_slow_closed_total"),
+        Some(1.0),
+        "{metrics}"
+    );
 }
 
 #[actix_web::test]
