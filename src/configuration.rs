@@ -342,8 +342,12 @@ impl Settings {
         let kinds = setting_kinds()?;
         let mut variables = herald_variables();
         let mut errors = take_malformed(&kinds, &mut variables);
+        // `try_parsing` reads `007` as the number 7 and `1e3` as 1000: names and passwords are
+        // taken exactly as written.
+        let exact_username = variables.get("HERALD_ADMIN_USERNAME").cloned();
+        let exact_password = variables.get("HERALD_ADMIN_PASSWORD").cloned();
         // The rest is still read and checked: every bad value is reported at once.
-        let settings: Settings = file_sources()
+        let mut settings: Settings = file_sources()
             .add_source(
                 config::Environment::with_prefix("HERALD")
                     .prefix_separator("_")
@@ -360,6 +364,12 @@ impl Settings {
                 errors.push(describe_config_error(e));
                 ConfigErrors(errors.clone())
             })?;
+        if exact_username.is_some() {
+            settings.admin_username = exact_username;
+        }
+        if exact_password.is_some() {
+            settings.admin_password = exact_password;
+        }
         errors.extend(settings.problems());
         if errors.is_empty() {
             Ok(settings)

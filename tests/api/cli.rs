@@ -10,9 +10,11 @@ use std::{
 use crate::helpers::{Backend, ClusterConfig, Node, spawn_app_with};
 
 /// `herald ARGS` with only the given `HERALD_*` variables (none inherited from the test's
-/// environment), run from the checkout so `config/` is found.
+/// environment), run from the checkout so `config/` is found. `HERALD_BIN` names another
+/// binary to test (as for the browser tests), e.g. a copy safe from concurrent rebuilds.
 fn herald(args: &[&str], vars: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+    let binary = std::env::var("HERALD_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_herald").to_string());
+    let mut command = Command::new(binary);
     command.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
     for (name, _) in std::env::vars() {
         if name.starts_with("HERALD_") {
@@ -32,6 +34,16 @@ fn run(args: &[&str], vars: &[(&str, &str)]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A server process, killed when the test ends (even by a failed assertion).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn sqlite_url(dir: &Path) -> String {
@@ -331,13 +343,15 @@ async fn create_admin_command_makes_an_admin_that_can_log_in() {
 fn a_start_without_any_admin_says_how_to_make_one() {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(dir.path());
-    let mut child = herald(&[], &[("HERALD_DATABASE_URL", &url), ("HERALD_BIND", "127.0.0.1:0")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
+    let mut server = KillOnDrop(
+        herald(&[], &[("HERALD_DATABASE_URL", &url), ("HERALD_BIND", "127.0.0.1:0")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = server.0.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -357,8 +371,7 @@ fn a_start_without_any_admin_says_how_to_make_one() {
             Err(_) => break false,
         }
     };
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
     assert!(found, "no hint among {seen:?}");
 }
 
@@ -398,4 +411,43 @@ fn an_admin_password_without_its_username_stops_serving_before_the_database() {
         "herald: HERALD_ADMIN_USERNAME is unset: HERALD_ADMIN_PASSWORD needs it (set both, or neither)\n"
     );
     assert!(!dir.path().join("herald.db").exists());
+}
+
+#[actix_web::test]
+async fn an_admin_password_of_digits_is_taken_exactly_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let port = crate::helpers::free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let _server = KillOnDrop(
+        herald(
+            &[],
+            &[
+                ("HERALD_DATABASE_URL", &url),
+                ("HERALD_BIND", &bind),
+                ("HERALD_ADMIN_USERNAME", "007"),
+                ("HERALD_ADMIN_PASSWORD", "000123456789"),
+            ],
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    let api = crate::helpers::Api {
+        address: format!("http://{bind}"),
+        port,
+        http: reqwest::Client::new(),
+        admin_token: String::new(),
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while api.http.get(api.url("/healthz")).send().await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "the server never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let admin = api.login("007", "000123456789").await;
+    let (_, me) = api.get("/api/auth/me/", Some(&admin.token)).await;
+    assert_eq!(me["username"], "007");
+    assert_eq!(me["role"], "admin");
 }
