@@ -60,13 +60,14 @@ pub async fn serve(req: Request, framed: Framed<TcpStream, h1::Codec>, state: we
         Ok(accepted) => accepted,
         Err(e) => {
             let status = e.status_code();
-            refuse(&mut parts.codec, &mut parts.io, &e).await;
-            state.metrics.count_refused_handshake(status.as_u16());
+            // Counted before the answer goes out: whoever saw the refusal finds it counted.
             // Handshakes bypass the App and its request counting: counted here, on their route.
+            state.metrics.count_refused_handshake(status.as_u16());
             let route = if path == PATH { PATH } else { "unmatched" };
             state
                 .metrics
                 .count_request(&method, route, status.as_u16(), started.elapsed().as_secs_f64());
+            refuse(&mut parts.codec, &mut parts.io, &e).await;
             return log_request(&method, &path, status.as_u16(), started);
         }
     };
