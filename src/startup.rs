@@ -167,11 +167,12 @@ impl Application {
                 ensure_admin(&auth, user, password).await?;
                 log::info!("bootstrap admin {user:?} is ready");
             }
-            (None, None) => {
-                if !has_admin(&db).await.map_err(StartupError::Migration)? {
-                    log::warn!("no admin account yet: make one with `herald create-admin NAME`");
-                }
-            }
+            // Only a hint for the operator: a failed look-up does not stop the start.
+            (None, None) => match has_admin(&db).await {
+                Ok(true) => {}
+                Ok(false) => log::warn!("no admin account yet: make one with `herald create-admin NAME`"),
+                Err(e) => log::warn!("cannot check for an admin account: {e}"),
+            },
             _ => {
                 return Err(StartupError::Config(
                     "invalid configuration: set both HERALD_ADMIN_USERNAME and HERALD_ADMIN_PASSWORD, or neither"
