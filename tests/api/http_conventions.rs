@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode, redirect::Policy};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{PASSWORD, WsClient, spawn_app};
+use crate::helpers::{Backend, PASSWORD, WsClient, spawn_app, spawn_app_with};
 
 /// The next text frame as sent, bytes and key order intact.
 async fn next_text(socket: &mut WsClient) -> String {
@@ -202,9 +202,10 @@ async fn raw(
     text.trim_end().to_string()
 }
 
-#[actix_web::test]
-async fn an_object_has_the_same_key_order_wherever_it_appears() {
-    let app = spawn_app().await;
+both_backends!(an_object_has_the_same_key_order_wherever_it_appears);
+
+async fn an_object_has_the_same_key_order_wherever_it_appears(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
     let admin = app.admin_token.clone();
 
     // A user: registered, logged in, `me`, in the admin's list.
