@@ -7,6 +7,7 @@ pub mod error;
 pub mod hub;
 pub mod layer;
 pub mod payloads;
+pub mod retention;
 pub mod routes;
 pub mod services;
 pub mod startup;

@@ -26,8 +26,8 @@ use crate::{
     error,
     hub::{NotificationHub, messages::Shutdown},
     layer::{ChannelLayer, LayerStatus, redis::RedisConfig},
-    routes,
-    services::{group_commit::NotificationWriter, notifications::ListCache},
+    retention, routes,
+    services::{announcement_expiry, group_commit::NotificationWriter, notifications::ListCache},
     state::AppState,
     ws,
 };
@@ -176,6 +176,7 @@ impl Application {
             .port();
 
         let layer_status = LayerStatus::new(true);
+        let announcements_changed = Arc::new(tokio::sync::Notify::new());
         let heartbeat = settings.websocket.heartbeat_interval();
         // The Redis task needs the hub's address and the hub owns the layer: create them together.
         let hub = NotificationHub::create(|ctx| {
@@ -186,10 +187,12 @@ impl Application {
                     ChannelLayer::Redis(redis.start(hub, layer_status.clone(), auth.clone()))
                 }
             };
-            NotificationHub::new(layer, auth.clone(), heartbeat)
+            NotificationHub::new(layer, auth.clone(), heartbeat).watching_announcements(announcements_changed.clone())
         });
         // Entity hooks anywhere in this actix System now reach this hub.
         entity::broadcast::subscribe(hub.clone().recipient());
+        announcement_expiry::start(db.clone(), hub.downgrade(), announcements_changed);
+        retention::start(db.clone(), settings.retention.clone());
 
         let settings = Arc::new(settings);
         let state = web::Data::new(AppState {

@@ -1,6 +1,7 @@
 //! The HTTP surface: one file per resource, each with its own `config`.
 pub mod admin;
 pub mod auth;
+pub mod bulk;
 pub mod global_notifications;
 pub mod health;
 pub mod notifications;
@@ -11,6 +12,8 @@ use actix_web::web;
 /// Every route of the API, the WebSocket endpoint and the pages.
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.configure(auth::config)
+        // Before `notifications`: its `{id}` segment would match `bulk`.
+        .configure(bulk::config)
         .configure(notifications::config)
         .configure(global_notifications::config)
         .configure(admin::config)
