@@ -616,6 +616,7 @@ both_backends!(
     announcement_edits_are_validated,
     an_announcement_is_withdrawn_when_it_expires,
     retention_deletes_exactly_what_it_should,
+    keys_belong_to_one_admin,
 );
 
 #[actix_web::test]
@@ -647,4 +648,34 @@ async fn retention_runs_on_one_postgres_node_at_a_time() {
         .expect("the lock is free");
     assert_eq!(deleted.old_read, 1);
     assert!(titles_of(&app, user.id).await.is_empty());
+}
+
+async fn keys_belong_to_one_admin(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let user = app.new_user().await;
+    let mut socket = app.ws(&user).await;
+    // A second admin (admins are made by the operator: here, in the database).
+    let second = app.new_user().await;
+    entity::user::Entity::update_many()
+        .col_expr(entity::user::Column::Role, "admin".into())
+        .filter(entity::user::Column::Id.eq(second.id))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    let body = json!({ "user_id": user.id, "title": "Shared key", "message": "m", "notification_type": "system" });
+    let first = admin_post(&app, "/api/notifications/", Some("same"), &body).await;
+    assert_eq!(first.0, StatusCode::CREATED);
+    let other_admin = Api {
+        address: app.address.clone(),
+        port: app.port,
+        http: app.http.clone(),
+        admin_token: second.token.clone(),
+    };
+    let theirs = admin_post(&other_admin, "/api/notifications/", Some("same"), &body).await;
+    assert_eq!(theirs.0, StatusCode::CREATED);
+    assert_ne!(theirs.1["id"], first.1["id"], "another admin's key is another key");
+    for _ in 0..2 {
+        assert_eq!(socket.json().await["notification"]["title"], "Shared key");
+    }
+    socket.expect_silence(QUIET).await;
 }
