@@ -7,7 +7,7 @@ use crate::{
     auth::AdminUser,
     domain::{self, Role},
     error::ApiError,
-    routes::global_notifications::typed,
+    routes::typed,
     services::{
         bulk::{self, Content, Target},
         idempotency::{self, Answer},

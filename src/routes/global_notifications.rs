@@ -9,6 +9,7 @@ use crate::{
     domain,
     error::ApiError,
     payloads::GlobalAdminView,
+    routes::typed,
     services::{
         global_notifications::{self, GlobalChanges, NewGlobal},
         idempotency::{self, Answer},
@@ -79,12 +80,6 @@ fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
         .iter()
         .find_map(|format| NaiveDateTime::parse_from_str(raw, format).ok())
         .map(|naive| naive.and_utc())
-}
-
-/// A JSON body as a typed one; a mismatch is 400 like any bad body. (The handlers take the body
-/// as a `Value` first: the `Idempotency-Key` fingerprint is computed from it.)
-pub(crate) fn typed<T: serde::de::DeserializeOwned>(body: &Value) -> Result<T, ApiError> {
-    T::deserialize(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
 async fn create(

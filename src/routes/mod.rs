@@ -21,3 +21,9 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .configure(crate::ws::upgrade::config)
         .configure(pages::config);
 }
+
+/// A JSON body as a typed one; a mismatch is 400 like any bad body. (The admin creates take the
+/// body as a `Value` first: the `Idempotency-Key` fingerprint is computed from it.)
+pub(crate) fn typed<T: serde::de::DeserializeOwned>(body: &serde_json::Value) -> Result<T, crate::error::ApiError> {
+    T::deserialize(body).map_err(|e| crate::error::ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}

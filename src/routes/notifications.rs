@@ -8,7 +8,7 @@ use crate::{
     domain,
     error::ApiError,
     payloads::NotificationView,
-    routes::global_notifications::typed,
+    routes::typed,
     services::{
         group_commit::{self, NewNotification},
         idempotency::{self, Answer},
