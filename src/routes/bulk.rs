@@ -66,7 +66,8 @@ async fn create(
         };
         (target(&body)?, content)
     };
-    idempotency::once(&state.db, &req, admin.0.user().id, &body, || async {
+    let db = state.db.clone();
+    idempotency::once(&db, &req, admin.0.user().id, &body, move || async move {
         let created = bulk::notify(&state.db, target, content).await?;
         Ok(Answer::created(json!({ "created": created })))
     })

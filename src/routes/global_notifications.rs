@@ -99,7 +99,8 @@ async fn create(
             show_on_site: body.show_on_site.unwrap_or(true),
         }
     };
-    idempotency::once(&state.db, &req, admin.0.user().id, &body, || async {
+    let db = state.db.clone();
+    idempotency::once(&db, &req, admin.0.user().id, &body, move || async move {
         let model = global_notifications::create(&state.db, new).await?;
         Ok(Answer::created(json!(GlobalAdminView::from(&model))))
     })

@@ -98,7 +98,8 @@ async fn create(
         notification_type: domain::notification_type(&body.notification_type)?,
         link: domain::optional_text("link", body.link.as_deref().unwrap_or(""), domain::LINK_MAX_CHARS)?,
     };
-    idempotency::once(&state.db, &req, admin.0.user().id, &raw, || async {
+    let db = state.db.clone();
+    idempotency::once(&db, &req, admin.0.user().id, &raw, move || async move {
         let model = state.notification_writer.create(new).await?;
         Ok(Answer::created(json!(NotificationView::from(&model))))
     })

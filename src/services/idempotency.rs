@@ -92,7 +92,8 @@ pub fn fingerprint(method: &str, path: &str, body: &Value) -> String {
 }
 
 /// Runs `create` once per (admin, key): without a key it just runs; with one, a retry gets the
-/// stored first answer instead (see the module docs).
+/// stored first answer instead (see the module docs). With a key, `create` runs to the end even
+/// if this future is dropped meanwhile.
 pub async fn once<F, Fut>(
     db: &DatabaseConnection,
     req: &HttpRequest,
@@ -101,8 +102,8 @@ pub async fn once<F, Fut>(
     create: F,
 ) -> Result<HttpResponse, ApiError>
 where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<Answer, ApiError>>,
+    F: FnOnce() -> Fut + 'static,
+    Fut: Future<Output = Result<Answer, ApiError>> + 'static,
 {
     let Some(key) = IdempotencyKey::from_request(req)? else {
         return create().await.map(Answer::into_response);
@@ -112,14 +113,21 @@ where
     loop {
         match claim(db, admin_id, &key, &fingerprint).await? {
             Claim::Ours(row_id) => {
-                let answer = match create().await {
-                    Ok(answer) => answer,
-                    Err(e) => {
-                        release(db, row_id).await;
-                        return Err(e);
-                    }
-                };
-                record(db, row_id, &answer).await?;
+                // A task of its own: should this handler be dropped mid-way (its connection torn
+                // down), the create still finishes and records its answer for the retry.
+                let db = db.clone();
+                let run = actix_web::rt::spawn(async move {
+                    let answer = match create().await {
+                        Ok(answer) => answer,
+                        Err(e) => {
+                            release(&db, row_id).await;
+                            return Err(e);
+                        }
+                    };
+                    record(&db, row_id, &answer).await?;
+                    Ok(answer)
+                });
+                let answer = run.await.map_err(|e| ApiError::Internal(e.to_string()))??;
                 return Ok(answer.into_response());
             }
             Claim::Answered(answer) => return Ok(answer.into_response()),
