@@ -46,6 +46,8 @@ pub fn start(db: DatabaseConnection, settings: RetentionSettings) {
     }
     actix_web::rt::spawn(async move {
         let mut ticks = tokio::time::interval(Duration::from_secs(settings.interval_secs));
+        // A run longer than the interval delays the next, rather than runs back to back.
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The first tick is immediate: the first run comes one interval after start.
         ticks.tick().await;
         loop {
