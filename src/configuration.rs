@@ -12,6 +12,8 @@ use crate::domain::{Password, Username};
 
 /// Ten years: longer lifetimes are a mistake, and far larger ones overflow date arithmetic.
 const MAX_TOKEN_LIFETIME_HOURS: u32 = 24 * 366 * 10;
+/// A century: keeps the date arithmetic of the retention job in range.
+const MAX_RETENTION_DAYS: u32 = 36_500;
 /// One day.
 const MAX_TIMEOUT_SECS: f64 = 86_400.0;
 
@@ -42,6 +44,31 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub limits: LimitSettings,
     pub websocket: WebSocketSettings,
+    #[serde(default)]
+    pub retention: RetentionSettings,
+}
+
+/// The retention job (`retention.rs`): how long and how many notifications are kept.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RetentionSettings {
+    /// Read notifications older than this many days are deleted; 0 keeps them.
+    pub read_after_days: u32,
+    /// Notifications kept per user at most (the oldest read ones go first, then the oldest);
+    /// 0: no cap.
+    pub max_per_user: u32,
+    /// Seconds between runs; 0 turns the job off.
+    pub interval_secs: u64,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self {
+            read_after_days: 90,
+            max_per_user: 1000,
+            interval_secs: 3600,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -481,6 +508,13 @@ impl Settings {
         if self.limits.db_pool_size == 0 {
             errors.push(bad("limits.db_pool_size", self.limits.db_pool_size, "must be > 0"));
         }
+        if self.retention.read_after_days > MAX_RETENTION_DAYS {
+            errors.push(bad(
+                "retention.read_after_days",
+                self.retention.read_after_days,
+                format!("must be at most {MAX_RETENTION_DAYS}"),
+            ));
+        }
         if self.auth.token_lifetime_hours == 0 || self.auth.token_lifetime_hours > MAX_TOKEN_LIFETIME_HOURS {
             errors.push(bad(
                 "auth.token_lifetime_hours",
@@ -654,6 +688,7 @@ impl fmt::Debug for Settings {
             auth,
             limits,
             websocket,
+            retention,
         } = self;
         f.debug_struct("Settings")
             .field("bind", bind)
@@ -669,6 +704,7 @@ impl fmt::Debug for Settings {
             .field("auth", auth)
             .field("limits", limits)
             .field("websocket", websocket)
+            .field("retention", retention)
             .finish()
     }
 }

@@ -10,6 +10,7 @@ pub mod hub;
 pub mod layer;
 pub mod metrics;
 pub mod payloads;
+pub mod retention;
 pub mod routes;
 pub mod services;
 pub mod startup;

@@ -123,6 +123,11 @@ pub fn global_push(g: &global_notification::Model) -> ByteString {
     })
 }
 
+/// `{"type":"global_notification_removed","id":N}`
+pub fn global_removed_push(id: i32) -> ByteString {
+    to_text(&serde_json::json!({ "type": "global_notification_removed", "id": id }))
+}
+
 /// `{"type":"notification_read","notification_ids":[...],"unread_count":N}`
 pub fn read_push(ids: &[i32], unread_count: u64) -> ByteString {
     #[derive(Serialize)]

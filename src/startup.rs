@@ -27,8 +27,8 @@ use crate::{
     hub::{NotificationHub, messages::Shutdown},
     layer::{ChannelLayer, LayerStatus, redis::RedisConfig},
     metrics::{self, Metrics},
-    routes,
-    services::{group_commit::NotificationWriter, notifications::ListCache},
+    retention, routes,
+    services::{announcement_expiry, group_commit::NotificationWriter, notifications::ListCache},
     state::AppState,
     ws,
 };
@@ -208,6 +208,7 @@ impl Application {
             Arc::new(Metrics::new(redis.is_some()).map_err(|e| StartupError::Config(format!("metrics: {e}")))?);
 
         let layer_status = LayerStatus::new(true);
+        let announcements_changed = Arc::new(tokio::sync::Notify::new());
         let heartbeat = settings.websocket.heartbeat_interval();
         // The Redis task needs the hub's address and the hub owns the layer: create them together.
         let hub = NotificationHub::create(|ctx| {
@@ -219,9 +220,12 @@ impl Application {
                 }
             };
             NotificationHub::new(layer, auth.clone(), heartbeat, metrics.clone())
+                .watching_announcements(announcements_changed.clone())
         });
         // Entity hooks anywhere in this actix System now reach this hub.
         entity::broadcast::subscribe(hub.clone().recipient());
+        announcement_expiry::start(db.clone(), hub.downgrade(), announcements_changed);
+        retention::start(db.clone(), settings.retention.clone());
 
         let settings = Arc::new(settings);
         let state = web::Data::new(AppState {

@@ -382,8 +382,11 @@ async function loadAnnouncements() {
   try {
     const data = await apiFetch('/api/global-notifications/');
     const fetched = new Map((data.notifications || []).map((g) => [g.id, g]));
-    // A push that raced past this snapshot is newer than it: keep it.
-    for (const [id, g] of racing) if (!fetched.has(id)) fetched.set(id, g);
+    // A push that raced past this snapshot is newer than it: keep it (null: a removal).
+    for (const [id, g] of racing) {
+      if (g === null) fetched.delete(id);
+      else if (!fetched.has(id)) fetched.set(id, g);
+    }
     app.globals = fetched;
     renderAnnouncements();
   } catch {
@@ -395,7 +398,7 @@ async function loadAnnouncements() {
 
 function scheduleAnnouncementRefresh() {
   clearInterval(app.globalsTimer);
-  // Deactivations are not pushed; refresh now and then, and drop expired ones.
+  // Withdrawals are pushed; a refresh now and then covers what a lost socket missed.
   app.globalsTimer = setInterval(() => {
     if (document.visibilityState === 'visible') loadAnnouncements();
     else renderAnnouncements();
@@ -434,6 +437,7 @@ function startLive() {
     const g = e.detail.notification;
     if (!g || typeof g.id !== 'number') return;
     if (!isCurrent(g)) return;
+    // An edited announcement comes again with the same id: its banner is replaced, no new toast.
     const known = app.globals.has(g.id);
     app.globals.set(g.id, g);
     for (const racing of app.globalsRacing) racing.set(g.id, g);
@@ -442,6 +446,13 @@ function startLive() {
       toast({ title: g.title, message: g.message, level: ['info', 'warning', 'danger'].includes(g.level) ? g.level : 'info', kind: 'global' });
       browserNotify(g.title, g.message, `herald-global-${g.id}`, null);
     }
+  });
+
+  client.addEventListener('global_notification_removed', (e) => {
+    const id = e.detail.id;
+    app.globals.delete(id);
+    for (const racing of app.globalsRacing) racing.set(id, null);
+    renderAnnouncements();
   });
 
   client.addEventListener('notification_read', (e) => {

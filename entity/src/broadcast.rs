@@ -15,8 +15,10 @@ use crate::{global_notification, notification, transaction};
 pub enum CreatedNotification {
     /// For the sockets of `user_{id}_notifications`.
     User(notification::Model),
-    /// For every socket (`global_notifications`).
+    /// For every socket (`global_notifications`): an announcement now live, new or edited.
     Global(global_notification::Model),
+    /// For every socket: announcement `id` stopped being live (edited, withdrawn or deleted).
+    GlobalRemoved(i32),
 }
 
 static SUBSCRIBERS: Mutex<Vec<(usize, Recipient<CreatedNotification>)>> = Mutex::new(Vec::new());

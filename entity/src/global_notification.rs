@@ -1,4 +1,5 @@
-//! A site-wide announcement, pushed to every socket when inserted active, shown and unexpired.
+//! A site-wide announcement, pushed to every socket when saved live (active, shown, unexpired),
+//! and withdrawn from every socket when an edit or a delete takes it off the site.
 use sea_orm::{ActiveValue::Set, entity::prelude::*};
 
 use crate::{
@@ -54,15 +55,31 @@ impl ActiveModelBehavior for ActiveModel {
         Ok(self)
     }
 
-    /// Pushed only when users would see it: as the seed's troubleshooting list says.
+    /// A new announcement is pushed only when users would see it (the seed's troubleshooting
+    /// list). An edit pushes the whole announcement again when it is live after it, and its
+    /// withdrawal otherwise; a client not showing that id ignores the withdrawal.
     async fn after_save<C>(model: Model, _db: &C, insert: bool) -> Result<Model, DbErr>
     where
         C: ConnectionTrait,
     {
         changes::touch_announcements();
-        if insert && model.is_live(chrono::Utc::now()) {
+        if model.is_live(chrono::Utc::now()) {
             broadcast::publish::<C>(CreatedNotification::Global(model.clone()));
+        } else if !insert {
+            broadcast::publish::<C>(CreatedNotification::GlobalRemoved(model.id));
         }
         Ok(model)
+    }
+
+    /// Only `ActiveModel::delete` runs this (`Entity::delete_many` does not): delete through it.
+    async fn after_delete<C>(self, _db: &C) -> Result<Self, DbErr>
+    where
+        C: ConnectionTrait,
+    {
+        changes::touch_announcements();
+        if let Some(id) = self.id.try_as_ref() {
+            broadcast::publish::<C>(CreatedNotification::GlobalRemoved(*id));
+        }
+        Ok(self)
     }
 }

@@ -7,6 +7,7 @@ pub mod auth_token;
 pub mod broadcast;
 pub mod changes;
 pub mod global_notification;
+pub mod idempotency_key;
 pub mod notification;
 pub mod transaction;
 pub mod user;

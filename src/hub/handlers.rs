@@ -4,8 +4,8 @@ use actix_web_actors::ws::{CloseCode, CloseReason};
 
 use super::{
     messages::{
-        Connect, CreatedNotification, Disconnect, FromLayer, Group, HubStats, NotificationsRead, RevokeCredential,
-        Shutdown, Stats, ToSession, TooSlow,
+        AnnouncementsExpired, Connect, CreatedNotification, Disconnect, FromLayer, Group, HubStats, NotificationsRead,
+        RevokeCredential, Shutdown, Stats, ToSession, TooSlow,
     },
     server::{Member, NotificationHub, SessionInfo},
 };
@@ -66,7 +66,25 @@ impl Handler<CreatedNotification> for NotificationHub {
     fn handle(&mut self, msg: CreatedNotification, _: &mut Context<Self>) {
         match msg {
             CreatedNotification::User(n) => self.broadcast(Group::User(n.user_id), payloads::notification_push(&n)),
-            CreatedNotification::Global(g) => self.broadcast(Group::Global, payloads::global_push(&g)),
+            CreatedNotification::Global(g) => {
+                self.broadcast(Group::Global, payloads::global_push(&g));
+                self.announcements_changed();
+            }
+            CreatedNotification::GlobalRemoved(id) => {
+                self.broadcast(Group::Global, payloads::global_removed_push(id));
+                self.announcements_changed();
+            }
+        }
+    }
+}
+
+impl Handler<AnnouncementsExpired> for NotificationHub {
+    type Result = ();
+
+    /// Never published: every node's timer tells its own sockets.
+    fn handle(&mut self, msg: AnnouncementsExpired, _: &mut Context<Self>) {
+        for id in msg.ids {
+            self.deliver_local(Group::Global, &payloads::global_removed_push(id));
         }
     }
 }
@@ -94,7 +112,13 @@ impl Handler<FromLayer> for NotificationHub {
 
     fn handle(&mut self, FromLayer(event): FromLayer, ctx: &mut Context<Self>) {
         match event {
-            LayerEvent::Deliver { group, text } => self.deliver_local(group, &text),
+            LayerEvent::Deliver { group, text } => {
+                self.deliver_local(group, &text);
+                // Another node changed an announcement: this node's expiry timer re-arms.
+                if group == Group::Global {
+                    self.announcements_changed();
+                }
+            }
             LayerEvent::Revoke {
                 credential_id,
                 token_hash,

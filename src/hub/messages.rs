@@ -111,6 +111,14 @@ pub struct NotificationsRead {
     pub unread_count: u64,
 }
 
+/// Announcements whose `expires_at` has passed: tell this node's sockets only (every node's
+/// timer tells its own, so each socket hears it once).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AnnouncementsExpired {
+    pub ids: Vec<i32>,
+}
+
 /// A login was revoked: close the sockets opened with it, on every node.
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -9,7 +9,7 @@ use actix::{Actor, ActorFutureExt, AsyncContext, Context, Recipient, WrapFuture}
 use actix_web_actors::ws::{CloseCode, CloseReason};
 use bytestring::ByteString;
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use super::messages::{Deliver, Group, PushFrame, ToSession};
 use crate::{auth::AuthService, layer::ChannelLayer, metrics::Metrics};
@@ -44,6 +44,9 @@ pub struct NotificationHub {
     heartbeat_interval: Duration,
     /// Counts pushes (once each), open sessions and slow sockets.
     pub(super) metrics: Arc<Metrics>,
+    /// Woken whenever an announcement changes (here or on another node), so the expiry timer
+    /// (`services::announcement_expiry`) re-arms for the next expiry.
+    pub(super) announcements_changed: Option<Arc<Notify>>,
 }
 
 impl NotificationHub {
@@ -61,6 +64,19 @@ impl NotificationHub {
             auth,
             heartbeat_interval,
             metrics,
+            announcements_changed: None,
+        }
+    }
+
+    /// Wakes `notify` on every announcement change this hub sees.
+    pub fn watching_announcements(mut self, notify: Arc<Notify>) -> Self {
+        self.announcements_changed = Some(notify);
+        self
+    }
+
+    pub(super) fn announcements_changed(&self) {
+        if let Some(notify) = &self.announcements_changed {
+            notify.notify_one();
         }
     }
 

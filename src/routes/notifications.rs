@@ -1,15 +1,17 @@
 //! `/api/notifications/`: the caller's notifications; admins create them.
-use actix_web::{HttpResponse, mime, web};
+use actix_web::{HttpRequest, HttpResponse, mime, web};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::{
     auth::{AdminUser, CurrentUser},
     domain,
     error::ApiError,
     payloads::NotificationView,
+    routes::typed,
     services::{
         group_commit::{self, NewNotification},
+        idempotency::{self, Answer},
         notifications,
     },
     state::AppState,
@@ -83,10 +85,11 @@ struct CreateBody {
 
 async fn create(
     state: web::Data<AppState>,
-    _admin: AdminUser,
-    body: web::Json<CreateBody>,
+    req: HttpRequest,
+    admin: AdminUser,
+    raw: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    let body: CreateBody = typed(&raw)?;
     let new = NewNotification {
         // An id beyond the column's range names no user either.
         user_id: i32::try_from(body.user_id).map_err(|_| group_commit::no_such_user())?,
@@ -95,6 +98,10 @@ async fn create(
         notification_type: domain::notification_type(&body.notification_type)?,
         link: domain::optional_text("link", body.link.as_deref().unwrap_or(""), domain::LINK_MAX_CHARS)?,
     };
-    let model = state.notification_writer.create(new).await?;
-    Ok(HttpResponse::Created().json(NotificationView::from(&model)))
+    let db = state.db.clone();
+    idempotency::once(&db, &req, admin.0.user().id, &raw, move || async move {
+        let model = state.notification_writer.create(new).await?;
+        Ok(Answer::created(json!(NotificationView::from(&model))))
+    })
+    .await
 }

@@ -1,4 +1,7 @@
-//! Site-wide announcements: the public list, creation and deactivation by admins.
+//! Site-wide announcements: the public list; admins create, edit and delete them.
+//!
+//! Every change is saved through the entity, whose hooks push it (or its withdrawal) to every
+//! socket; the expiry timer (`announcement_expiry`) withdraws them when `expires_at` passes.
 use std::{
     sync::RwLock,
     time::{Duration, Instant},
@@ -117,23 +120,60 @@ pub async fn create(db: &DatabaseConnection, new: NewGlobal) -> Result<global_no
     .await?)
 }
 
-/// Changes the flags of an announcement (deactivating it hides it from the list).
-pub async fn set_flags(
+/// What an edit changes; `None` leaves a field as it is. `expires_at: Some(None)` clears it.
+#[derive(Default)]
+pub struct GlobalChanges {
+    pub title: Option<String>,
+    pub message: Option<String>,
+    pub level: Option<String>,
+    pub expires_at: Option<Option<DateTime<Utc>>>,
+    pub is_active: Option<bool>,
+    pub show_on_site: Option<bool>,
+}
+
+impl GlobalChanges {
+    pub fn is_empty(&self) -> bool {
+        self.title.is_none()
+            && self.message.is_none()
+            && self.level.is_none()
+            && self.expires_at.is_none()
+            && self.is_active.is_none()
+            && self.show_on_site.is_none()
+    }
+}
+
+fn id_of(id: i64) -> Result<i32, ApiError> {
+    i32::try_from(id).map_err(|_| ApiError::NotFound)
+}
+
+/// Edits an announcement; the entity hook pushes it again if it is live after the edit, or
+/// its withdrawal if not.
+pub async fn update(
     db: &DatabaseConnection,
     id: i64,
-    is_active: Option<bool>,
-    show_on_site: Option<bool>,
+    changes: GlobalChanges,
 ) -> Result<global_notification::Model, ApiError> {
-    let id = i32::try_from(id).map_err(|_| ApiError::NotFound)?;
-    let existing = global_notification::Entity::find_by_id(id)
+    let existing = global_notification::Entity::find_by_id(id_of(id)?)
         .one(db)
         .await?
         .ok_or(ApiError::NotFound)?;
     let mut active: global_notification::ActiveModel = existing.into();
-    if let Some(flag) = is_active {
+    if let Some(title) = changes.title {
+        active.title = Set(title);
+    }
+    if let Some(message) = changes.message {
+        active.message = Set(message);
+    }
+    if let Some(level) = changes.level {
+        active.level = Set(level);
+    }
+    if let Some(expires_at) = changes.expires_at {
+        active.expires_at = Set(expires_at);
+    }
+    if let Some(flag) = changes.is_active {
         active.is_active = Set(flag);
     }
-    if let Some(flag) = show_on_site {
+    if let Some(flag) = changes.show_on_site {
         active.show_on_site = Set(flag);
     }
     Ok(active.update(db).await?)
@@ -144,4 +184,19 @@ pub async fn set_flags(
 pub struct GlobalList<T> {
     pub count: usize,
     pub notifications: Vec<T>,
+}
+
+/// Deletes an announcement; the entity hook withdraws it from every socket.
+pub async fn delete(db: &DatabaseConnection, id: i64) -> Result<(), ApiError> {
+    let existing = global_notification::Entity::find_by_id(id_of(id)?)
+        .one(db)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    // `ActiveModel::delete` runs the `after_delete` hook; `delete_by_id` would not.
+    let deleted = global_notification::ActiveModel::from(existing).delete(db).await?;
+    if deleted.rows_affected == 0 {
+        // Deleted by someone else meanwhile.
+        return Err(ApiError::NotFound);
+    }
+    Ok(())
 }

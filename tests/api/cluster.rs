@@ -346,3 +346,73 @@ async fn a_node_starts_unready_without_redis_and_becomes_ready_when_it_appears()
     assert_eq!(socket.json().await, notification_push(&created));
     socket.expect_silence(QUIET).await;
 }
+
+/// Each of `sockets` receives `check`ed message next, and then nothing: once per socket.
+async fn each_once(sockets: &mut [&mut WsClient], check: impl Fn(&Value)) {
+    for socket in sockets.iter_mut() {
+        check(&socket.json().await);
+    }
+    silence_on(sockets).await;
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL/Redis"]
+async fn announcement_edits_withdrawals_and_expiries_reach_each_socket_once() {
+    use reqwest::Method;
+    let cluster = Cluster::start(2).await;
+    let [a, b] = cluster.node_array();
+    let (_, mut on_a, mut on_b) = cluster.user_on_first_two().await;
+    let mut sockets = [&mut on_a, &mut on_b];
+    let g = a
+        .announce(json!({ "title": "v1", "message": "m", "level": "info" }))
+        .await;
+    let path = format!("/api/global-notifications/{}/", g["id"]);
+    let pushed = |title: &'static str| {
+        let id = g["id"].clone();
+        move |msg: &Value| {
+            assert_eq!(msg["type"], "global_notification", "{msg}");
+            assert_eq!(
+                (&msg["notification"]["id"], &msg["notification"]["title"]),
+                (&id, &json!(title))
+            );
+        }
+    };
+    let removed = || {
+        let id = g["id"].clone();
+        move |msg: &Value| assert_eq!(msg, &json!({ "type": "global_notification_removed", "id": id }))
+    };
+    each_once(&mut sockets, pushed("v1")).await;
+
+    // Edited on B, withdrawn on A, restored on B, deleted on A: each socket sees each once.
+    let patch = async |node: &Node, body: Value| {
+        let (status, reply) = node
+            .request(Method::PATCH, &path, Some(&node.admin_token), Some(body))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{reply}");
+    };
+    patch(b, json!({ "title": "v2" })).await;
+    each_once(&mut sockets, pushed("v2")).await;
+    patch(a, json!({ "is_active": false })).await;
+    each_once(&mut sockets, removed()).await;
+    patch(b, json!({ "is_active": true })).await;
+    each_once(&mut sockets, pushed("v2")).await;
+
+    // An expiry set on B: both nodes' timers re-arm, each tells its own sockets once.
+    let soon = (chrono::Utc::now() + chrono::Duration::milliseconds(1500)).to_rfc3339();
+    patch(b, json!({ "expires_at": soon })).await;
+    each_once(&mut sockets, pushed("v2")).await;
+    for socket in sockets.iter_mut() {
+        match socket.next(Duration::from_secs(5)).await {
+            Seen::Json(msg) => removed()(&msg),
+            other => panic!("expected the expiry's removal, saw {other:?}"),
+        }
+    }
+    silence_on(&mut sockets).await;
+    assert_eq!(b.get("/api/global-notifications/", None).await.1["count"], 0);
+
+    patch(a, json!({ "expires_at": null })).await;
+    each_once(&mut sockets, pushed("v2")).await;
+    let (status, _) = a.request(Method::DELETE, &path, Some(&a.admin_token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    each_once(&mut sockets, removed()).await;
+}

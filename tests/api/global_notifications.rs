@@ -16,7 +16,7 @@ async fn public_list_shows_only_live_announcements(backend: Backend) {
     app.announce(json!({ "title": "expired", "message": "m", "level": "info", "expires_at": "2020-01-01T00:00:00Z" }))
         .await;
     let new = app
-        .announce(json!({ "title": "new", "message": "m", "level": "danger", "expires_at": "2099-01-06T10:30:00Z" }))
+        .announce(json!({ "title": "new", "message": "m", "level": "danger", "expires_at": "2031-01-06T10:30:00Z" }))
         .await;
 
     let (status, body) = app.get("/api/global-notifications/", None).await;
@@ -29,7 +29,7 @@ async fn public_list_shows_only_live_announcements(backend: Backend) {
         items[0],
         json!({
             "id": new["id"], "title": "new", "message": "m", "level": "danger",
-            "created_at": new["created_at"], "expires_at": "2099-01-06T10:30:00Z"
+            "created_at": new["created_at"], "expires_at": "2031-01-06T10:30:00Z"
         })
     );
 }

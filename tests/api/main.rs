@@ -26,6 +26,7 @@ macro_rules! both_backends {
     };
 }
 
+mod admin;
 mod auth;
 mod cli;
 mod cluster;

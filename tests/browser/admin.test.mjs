@@ -1,7 +1,8 @@
-// The admin page: role gate, sending a notification, publishing and deactivating announcements.
+// The admin page: role gate, sending to one user or a role, publishing, editing, deactivating and
+// deleting announcements (seen live on a user's page).
 import { test, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { fixture, ADMIN, adminToken, register, announce, api, screenshot, waitForConn } from './harness.mjs';
+import { fixture, ADMIN, adminToken, register, announce, api, login, screenshot, waitForConn } from './harness.mjs';
 
 const fx = fixture();
 before(fx.launch);
@@ -131,4 +132,77 @@ test('an admin sends a notification and publishes, then deactivates, an announce
   await user.locator(`.announcement[data-id="${old.id}"]`).waitFor();
   assert.equal(await user.locator('#announcements .announcement', { hasText: 'Security update' }).count(), 0);
   await screenshot(admin, 'admin-deactivated', { fullPage: true });
+});
+
+test('an admin notifies a role after a confirmation, edits a live announcement and deletes it', async () => {
+  await register(fx.server, 'pia', 'pia-password-1');
+  await register(fx.server, 'emma', 'emma-password-1', 'employer');
+  await register(fx.server, 'eric', 'eric-password-1', 'employer');
+  const token = await adminToken(fx.server);
+  const g = await announce(fx.server, token, { title: 'Maintenance at 22:00', message: 'Back soon', level: 'warning' });
+
+  const pia = await fx.signedInPage('pia', 'pia-password-1');
+  await waitForConn(pia, 'open');
+  const emma = await fx.signedInPage('emma', 'emma-password-1');
+  await waitForConn(emma, 'open');
+  const banner = pia.locator(`#announcements .announcement[data-id="${g.id}"]`);
+  await banner.waitFor();
+
+  const admin = await (await fx.context({ viewport: { width: 1200, height: 1000 } })).newPage();
+  await adminSignIn(admin);
+
+  // To every employer: the page says how many will receive it before sending.
+  await admin.check('input[name=target][value=role]');
+  await admin.selectOption('#send-role', 'employer');
+  await admin.fill('#send-title-input', 'New job fair');
+  await admin.fill('#send-message', 'Book your stand');
+  await admin.click('#send-submit');
+  await admin.locator('#send-confirm').waitFor();
+  assert.match(await admin.textContent('#send-confirm-text'), /every employer/);
+  assert.match(await admin.textContent('#send-confirm-text'), /2 people will receive it/);
+  await screenshot(admin, 'admin-bulk-confirm', { fullPage: true });
+  await admin.click('#send-confirm-yes');
+  await admin.locator('#send-status', { hasText: '2 notifications created' }).waitFor();
+  await emma.locator('#toasts .toast', { hasText: 'New job fair' }).waitFor();
+  await emma.locator('#badge[data-count="1"]').waitFor();
+  const piaList = await api(fx.server, '/api/notifications/', { token: (await login(fx.server, 'pia', 'pia-password-1')).token });
+  assert.equal(piaList.body.count, 0, 'the jobseeker got nothing');
+  const ericList = await api(fx.server, '/api/notifications/', { token: (await login(fx.server, 'eric', 'eric-password-1')).token });
+  assert.equal(ericList.body.notifications[0].title, 'New job fair');
+
+  // The announcement is listed as live; editing it changes the user's banner in place.
+  const row = admin.locator(`#globals-body tr[data-id="${g.id}"]`);
+  assert.equal(await row.getAttribute('data-status'), 'active');
+  assert.match(await row.textContent(), /Live now/);
+  await row.locator('button.edit').click();
+  await admin.locator('#edit-panel').waitFor();
+  assert.equal(await admin.inputValue('#edit-title-input'), 'Maintenance at 22:00');
+  await admin.fill('#edit-title-input', 'Maintenance at 23:00');
+  await admin.check('input[name=edit-level][value=danger]');
+  const inTwoHours = new Date(Date.now() + 2 * 3600_000);
+  await admin.fill('#edit-expires', new Date(inTwoHours.getTime() - inTwoHours.getTimezoneOffset() * 60000).toISOString().slice(0, 16));
+  await admin.click('#edit-form button[type=submit]');
+  await admin.locator('#edit-panel').waitFor({ state: 'hidden' });
+  await pia.locator(`#announcements .announcement[data-id="${g.id}"][data-level="danger"]`, { hasText: 'Maintenance at 23:00' }).waitFor();
+  assert.equal(await pia.locator('#announcements .announcement').count(), 1, 'replaced, not added');
+  assert.match(await row.locator('td.expires').textContent(), /in (2 h|1\d\d min)/);
+
+  // Deactivated and reactivated: the banner goes and comes back.
+  await row.locator('button.deactivate').click();
+  await admin.locator(`#globals-body tr[data-id="${g.id}"][data-status="inactive"]`).waitFor();
+  await banner.waitFor({ state: 'detached' });
+  await admin.locator(`#globals-body tr[data-id="${g.id}"] button.reactivate`).click();
+  await admin.locator(`#globals-body tr[data-id="${g.id}"][data-status="active"]`).waitFor();
+  await banner.waitFor();
+
+  // Deleted (two clicks: the first arms the button): the banner goes.
+  const del = admin.locator(`#globals-body tr[data-id="${g.id}"] button.delete`);
+  await del.click();
+  assert.equal(await del.textContent(), 'Confirm delete');
+  await del.click();
+  await admin.locator(`#globals-body tr[data-id="${g.id}"]`).waitFor({ state: 'detached' });
+  await banner.waitFor({ state: 'detached' });
+  const live = await api(fx.server, '/api/global-notifications/');
+  assert.equal(live.body.count, 0);
+  await screenshot(pia, 'user-after-delete');
 });
