@@ -26,6 +26,10 @@ use crate::{
     error,
     hub::{NotificationHub, messages::Shutdown},
     layer::{ChannelLayer, LayerStatus, redis::RedisConfig},
+    limits::{
+        connections::{ConnectionCounts, admit_connections},
+        sockets::SocketCounts,
+    },
     routes,
     services::{group_commit::NotificationWriter, notifications::ListCache},
     state::AppState,
@@ -144,6 +148,7 @@ impl Application {
             .map(|url| RedisConfig::parse(url, &settings.redis_channel_prefix))
             .transpose()
             .map_err(StartupError::Layer)?;
+        let connections = ConnectionCounts::new(&settings.limits).map_err(StartupError::Config)?;
         let db = connect_database(&settings).await?;
         Migrator::up(&db, None).await.map_err(StartupError::Migration)?;
         let writer_db = connect_writer(&settings, &db).await?;
@@ -202,6 +207,8 @@ impl Application {
             live_globals: Default::default(),
             notification_lists: ListCache::new(settings.redis_url().is_none()),
             notification_writer: NotificationWriter::start(writer_db),
+            sockets: SocketCounts::new(settings.limits.sockets_per_user),
+            connections: connections.clone(),
         });
         let json_config = web::JsonConfig::default()
             .limit(settings.limits.body_bytes)
@@ -227,6 +234,7 @@ impl Application {
             .listen("herald", listener, move || {
                 let graceful = graceful.clone();
                 let ws_state = state.clone();
+                let connections = connections.clone();
                 let app = App::new()
                     .app_data(state.clone())
                     .app_data(json_config.clone())
@@ -240,7 +248,7 @@ impl Application {
                     )
                     .configure(routes::config)
                     .default_service(web::to(error::not_found));
-                HttpService::build()
+                let http = HttpService::build()
                     .keep_alive(KeepAlive::default())
                     .client_request_timeout(Duration::from_secs(5))
                     .client_disconnect_timeout(Duration::from_secs(1))
@@ -260,7 +268,9 @@ impl Application {
                     // Herald builds no absolute URLs and reads no `ConnectionInfo`, the only users
                     // of `AppConfig`'s host and address.
                     .finish(map_config(app.into_factory(), |_| AppConfig::default()))
-                    .tcp()
+                    .tcp();
+                // Past `limits.connections_per_address`, a connection is closed as it is accepted.
+                admit_connections(connections, http)
             })
             .map_err(|source| StartupError::Bind {
                 addr: addr.to_string(),

@@ -9,6 +9,7 @@ use crate::{
     configuration::Settings,
     hub::NotificationHub,
     layer::LayerStatus,
+    limits::{connections::ConnectionCounts, sockets::SocketCounts},
     services::{global_notifications::LiveListCache, group_commit::NotificationWriter, notifications::ListCache},
 };
 
@@ -27,4 +28,8 @@ pub struct AppState {
     pub notification_lists: ListCache,
     /// Saves personal notifications, the creates that arrive together in one statement.
     pub notification_writer: NotificationWriter,
+    /// Open WebSockets per user (`limits.sockets_per_user`).
+    pub sockets: Arc<SocketCounts>,
+    /// Open connections per client address (`limits.connections_per_address`).
+    pub connections: Arc<ConnectionCounts>,
 }

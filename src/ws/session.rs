@@ -1,5 +1,8 @@
 //! One WebSocket connection: forwards pushes, answers client actions, keeps the peer alive.
 use std::{
+    collections::VecDeque,
+    num::NonZeroU32,
+    rc::Rc,
     task::Waker,
     time::{Duration, Instant},
 };
@@ -7,14 +10,16 @@ use std::{
 use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Handler, StreamHandler, fut};
 use actix_web::web;
 use actix_web_actors::ws::{self, CloseCode, CloseReason};
+use governor::{DefaultDirectRateLimiter, Quota};
 use serde::Deserialize;
 use tokio::sync::oneshot;
 
-use super::{delivery, transport::Outlet};
+use super::{delivery, inflow::Inflow, transport::Outlet};
 use crate::{
     auth::Credential,
     error::ApiError,
     hub::messages::{Connect, Disconnect, ToSession},
+    limits::{connections::AddressSlot, sockets::SocketSlot},
     payloads,
     services::notifications,
     state::AppState,
@@ -38,6 +43,24 @@ pub struct WsSession {
     last_heard: Instant,
     bad_frames: u32,
     bad_window_start: Instant,
+    /// `limits.socket_messages_per_second`, when on (boxed: a socket pays a pointer when off).
+    limiter: Option<Box<DefaultDirectRateLimiter>>,
+    /// Messages refused by the limiter since the last one it let through.
+    over_limit: u32,
+    /// A `mark_read` is being carried out; the ones behind it wait in `actions`, in order.
+    acting: bool,
+    actions: VecDeque<i64>,
+    bounds: Bounds,
+}
+
+/// What bounds a socket's input and its number.
+pub struct Bounds {
+    /// Shared with the socket reader: frames it took in that the session has not finished with.
+    pub inflow: Rc<Inflow>,
+    /// Its place among the user's sockets, given back when the session ends (`None`: no limit).
+    pub _socket: Option<SocketSlot>,
+    /// Its place among its address's connections, likewise.
+    pub _address: Option<AddressSlot>,
 }
 
 impl WsSession {
@@ -48,8 +71,15 @@ impl WsSession {
         joined: oneshot::Sender<()>,
         outlet: Outlet,
         transport: Waker,
+        bounds: Bounds,
     ) -> Self {
         let now = Instant::now();
+        let limiter = NonZeroU32::new(state.settings.limits.socket_messages_per_second).map(|rate| {
+            let burst = rate.saturating_mul(NonZeroU32::MIN.saturating_add(1));
+            Box::new(DefaultDirectRateLimiter::direct(
+                Quota::per_second(rate).allow_burst(burst),
+            ))
+        });
         Self {
             id,
             user_id: credential.user.id,
@@ -61,7 +91,39 @@ impl WsSession {
             last_heard: now,
             bad_frames: 0,
             bad_window_start: now,
+            limiter,
+            over_limit: 0,
+            acting: false,
+            actions: VecDeque::new(),
+            bounds,
         }
+    }
+
+    /// Whether the message limit lets this client message through. Past it the message is
+    /// dropped: the first one of an overrun is answered with an error, the rest silently (a
+    /// flood gets no flood back), and an overrun as long as a whole burst closes with 1008.
+    fn within_rate(&mut self, ctx: &mut ws::WebsocketContext<Self>) -> bool {
+        let Some(limiter) = &self.limiter else {
+            return true;
+        };
+        if limiter.check().is_ok() {
+            self.over_limit = 0;
+            return true;
+        }
+        self.over_limit += 1;
+        let burst = self.state.settings.limits.socket_messages_per_second.saturating_mul(2);
+        if self.over_limit >= burst {
+            self.close(
+                ctx,
+                Some(CloseReason {
+                    code: CloseCode::Policy,
+                    description: Some("too many messages".into()),
+                }),
+            );
+        } else if self.over_limit == 1 {
+            ctx.text(payloads::error_push("too many messages: slow down"));
+        }
+        false
     }
 
     /// Sends a close frame, after which no push may follow, and stops.
@@ -91,41 +153,70 @@ impl WsSession {
         ctx.text(payloads::error_push(message));
     }
 
-    fn handle_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+    /// Acts on a client message; answers whether it became an action (run or queued).
+    fn handle_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) -> bool {
         if text.len() > self.state.settings.websocket.max_message_bytes {
-            return self.bad_frame(ctx, "message too large");
+            self.bad_frame(ctx, "message too large");
+            return false;
         }
         let Ok(frame) = serde_json::from_str::<ClientFrame>(text) else {
-            return self.bad_frame(ctx, "malformed JSON");
+            self.bad_frame(ctx, "malformed JSON");
+            return false;
         };
         match frame.action.as_deref() {
             Some("mark_read") => {
                 let Some(id) = frame.notification_id.as_ref().and_then(serde_json::Value::as_i64) else {
-                    return self.bad_frame(ctx, "notification_id must be an integer");
+                    self.bad_frame(ctx, "notification_id must be an integer");
+                    return false;
                 };
                 self.mark_read(id, ctx);
+                true
             }
             Some(other) => {
                 let message = format!("unknown action: {}", other.chars().take(64).collect::<String>());
                 self.bad_frame(ctx, &message);
+                false
             }
-            None => self.bad_frame(ctx, "missing action"),
+            None => {
+                self.bad_frame(ctx, "missing action");
+                false
+            }
         }
     }
 
     /// On success the hub tells every socket of the user (this one too) `notification_read`.
+    /// One runs at a time; the others wait their turn (at most `inflow::MAX_BACKLOG` frames are
+    /// taken in at once, so the queue stays small).
     fn mark_read(&mut self, id: i64, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.acting {
+            self.actions.push_back(id);
+            return;
+        }
+        self.acting = true;
         let state = self.state.clone();
         let user_id = self.user_id;
         let work = async move { notifications::mark_read(&state.db, &state.hub, user_id, id).await };
-        ctx.spawn(fut::wrap_future::<_, Self>(work).map(|result, _, ctx| match result {
-            Ok(()) => {}
-            Err(ApiError::NotFound) => ctx.text(payloads::error_push("notification not found")),
-            Err(e) => {
-                log::error!("mark_read over WebSocket failed: {e}");
-                ctx.text(payloads::error_push("internal error"));
+        ctx.spawn(fut::wrap_future::<_, Self>(work).map(|result, session, ctx| {
+            match result {
+                Ok(()) => {}
+                Err(ApiError::NotFound) => ctx.text(payloads::error_push("notification not found")),
+                Err(e) => {
+                    log::error!("mark_read over WebSocket failed: {e}");
+                    ctx.text(payloads::error_push("internal error"));
+                }
+            }
+            session.acting = false;
+            session.frame_done();
+            if let Some(next) = session.actions.pop_front() {
+                session.mark_read(next, ctx);
             }
         }));
+    }
+
+    /// Done with one frame the reader took in: it may read on if it had paused.
+    fn frame_done(&mut self) {
+        self.bounds.inflow.finished();
+        self.transport.wake_by_ref();
     }
 }
 
@@ -183,6 +274,24 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
     fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
         let message = match item {
             Ok(message) => message,
+            Err(ws::ProtocolError::Io(e)) => {
+                // The reader's own refusal (a frame header over the limit), or the decoder's
+                // text frame that is not UTF-8, which it reports only as an I/O error.
+                let code = self.bounds.inflow.refusal().unwrap_or_else(|| {
+                    if e.to_string().contains("utf-8") {
+                        CloseCode::Invalid
+                    } else {
+                        CloseCode::Protocol
+                    }
+                });
+                log::debug!("WebSocket session {} closed ({code:?}): {e}", self.id);
+                let description = match code {
+                    CloseCode::Size => Some("frame too large".into()),
+                    CloseCode::Invalid => Some("text frame is not UTF-8".into()),
+                    _ => None,
+                };
+                return self.close(ctx, Some(CloseReason { code, description }));
+            }
             Err(ws::ProtocolError::Overflow) => {
                 return self.close(
                     ctx,
@@ -198,8 +307,23 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             }
         };
         self.last_heard = Instant::now();
+        let counted = matches!(
+            message,
+            ws::Message::Text(_) | ws::Message::Binary(_) | ws::Message::Continuation(_) | ws::Message::Ping(_)
+        );
+        if counted && !self.within_rate(ctx) {
+            return self.frame_done();
+        }
+        let action = match &message {
+            ws::Message::Text(text) => self.handle_text(text, ctx),
+            _ => false,
+        };
+        if !action {
+            // An action stays in the backlog until it has run (`mark_read`).
+            self.bounds.inflow.finished();
+        }
         match message {
-            ws::Message::Text(text) => self.handle_text(&text, ctx),
+            ws::Message::Text(_) => {}
             ws::Message::Binary(_) => self.bad_frame(ctx, "binary frames are not supported"),
             ws::Message::Continuation(_) => self.bad_frame(ctx, "fragmented messages are not supported"),
             ws::Message::Ping(payload) => ctx.pong(&payload),

@@ -34,4 +34,5 @@ mod global_notifications;
 mod helpers;
 mod live_delivery;
 mod notifications;
+mod socket_abuse;
 mod websocket_protocol;
