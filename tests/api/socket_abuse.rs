@@ -493,3 +493,190 @@ async fn connections_past_the_cap_of_an_address_are_closed_at_accept() {
     let mut over = connect_from(app.port, Some(CLIENT)).await;
     assert!(!served(&mut over).await, "the cap holds again");
 }
+
+// ---- 7. fuzzing the client-frame handling ----
+
+/// One thing a fuzzed client writes: a frame, true to its header or not, or bare bytes.
+#[derive(Debug, Clone)]
+enum Written {
+    Frame {
+        /// FIN, RSV1-3 and the opcode, any of them.
+        first: u8,
+        masked: bool,
+        /// A length the header announces instead of the payload's own.
+        announced: Option<u64>,
+        payload: Vec<u8>,
+    },
+    Bytes(Vec<u8>),
+}
+
+impl Written {
+    fn wire(&self) -> Vec<u8> {
+        match self {
+            Written::Bytes(bytes) => bytes.clone(),
+            Written::Frame {
+                first,
+                masked,
+                announced,
+                payload,
+            } => {
+                let mask = [0x37, 0x00, 0xfa, 0x81];
+                let mut wire = frame_head(*first, announced.unwrap_or(payload.len() as u64), mask);
+                if !masked {
+                    wire[1] &= 0x7f;
+                    wire.truncate(wire.len() - 4);
+                    wire.extend_from_slice(payload);
+                } else {
+                    wire.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+                }
+                wire
+            }
+        }
+    }
+
+    fn is_close(&self) -> bool {
+        matches!(self, Written::Frame { first, .. } if first & 0x0f == 0x8)
+    }
+}
+
+fn written() -> impl proptest::strategy::Strategy<Value = Written> {
+    use proptest::{collection::vec, prelude::*};
+    let first = prop_oneof![
+        any::<u8>(),
+        Just(0x81u8),
+        Just(0x82),
+        Just(0x01),
+        Just(0x80),
+        Just(0x89),
+        Just(0x8a),
+        Just(0x88),
+    ];
+    let payload = prop_oneof![
+        vec(any::<u8>(), 0..300),
+        "[ -~]{0,120}".prop_map(String::into_bytes),
+        (any::<i64>(), "[a-z_]{0,12}").prop_map(|(id, action)| {
+            json!({"action": action, "notification_id": id})
+                .to_string()
+                .into_bytes()
+        }),
+        any::<i64>().prop_map(|id| json!({"action": "mark_read", "notification_id": id})
+            .to_string()
+            .into_bytes()),
+    ];
+    let announced = prop_oneof![
+        8 => Just(None),
+        1 => (0u64..3_000).prop_map(Some),
+        1 => any::<u64>().prop_map(Some),
+    ];
+    prop_oneof![
+        9 => (first, proptest::bool::weighted(0.9), announced, payload).prop_map(
+            |(first, masked, announced, payload)| Written::Frame { first, masked, announced, payload }
+        ),
+        1 => vec(any::<u8>(), 0..64).prop_map(Written::Bytes),
+    ]
+}
+
+/// Close codes the server may end a fuzzed socket with: it echoes a client's close; otherwise
+/// a protocol error, invalid data, a policy (too many bad messages) or a too-large frame.
+const FUZZ_CLOSE_CODES: [u16; 4] = [1002, 1007, 1008, 1009];
+
+/// Writes `case` on a fresh socket and checks the server's answer: messages, silence (a frame
+/// still incomplete), or a close with a proper code; never a connection dropped unannounced.
+async fn fuzz_case(port: u16, token: &str, case: &[Written]) -> Result<(), String> {
+    let mut stream = raw_handshake(port, token, None).await.map_err(|e| format!("{e:?}"))?;
+    let wire: Vec<u8> = case.iter().flat_map(Written::wire).collect();
+    let written_whole = stream.write_all(&wire).await.is_ok();
+    let mut reader = FrameReader::new(stream);
+    loop {
+        match reader.next(Duration::from_millis(150)).await {
+            ServerSaid::Text(v) if v["type"] == "error" || v["type"] == "notification_read" => {}
+            ServerSaid::Text(v) => return Err(format!("unexpected message {v}")),
+            ServerSaid::Control => {}
+            ServerSaid::Nothing => return Ok(()),
+            ServerSaid::Close(code) => {
+                let client_closed = case.iter().any(Written::is_close);
+                return match code {
+                    Some(code) if FUZZ_CLOSE_CODES.contains(&code) => Ok(()),
+                    // The server echoes the client's own close.
+                    _ if client_closed => Ok(()),
+                    other => Err(format!("closed with {other:?}")),
+                };
+            }
+            // Cut off while still writing: the close frame may be lost in the reset.
+            ServerSaid::Ended if !written_whole => return Ok(()),
+            ServerSaid::Ended => return Err("connection dropped without a close frame".into()),
+        }
+    }
+}
+
+/// Inputs that once failed, or that are known to be tricky, checked on every run.
+fn regressions() -> Vec<Vec<Written>> {
+    let frame = |first: u8, masked: bool, announced: Option<u64>, payload: &[u8]| Written::Frame {
+        first,
+        masked,
+        announced,
+        payload: payload.to_vec(),
+    };
+    vec![
+        vec![frame(0x82, true, Some(u64::MAX), b"")],
+        vec![frame(0x82, true, Some(1 << 63), b"")],
+        vec![frame(0xc1, true, None, b"{}")],
+        vec![frame(0x81, false, None, b"{}")],
+        vec![frame(0x89, true, None, &[0u8; 126])],
+        vec![frame(0x80, true, None, b"x")],
+        vec![
+            frame(0x01, true, None, b"{\"act"),
+            frame(0x89, true, None, b""),
+            frame(0x80, true, None, b"ion\"}"),
+        ],
+        vec![frame(0x88, true, None, &[0x03, 0xe8, 0xff])],
+        vec![frame(0x88, true, None, &[0x03, 0xe7])],
+        vec![frame(0x88, true, None, &[0x03])],
+        vec![frame(0x81, true, None, &[0xed, 0xa0, 0x80])],
+        vec![frame(0x81, true, None, b"")],
+        vec![frame(0x83, true, None, b"x")],
+        vec![Written::Bytes(vec![0x81])],
+    ]
+}
+
+#[actix_web::test]
+async fn arbitrary_client_frames_get_an_answer_or_a_proper_close_and_never_crash_the_server() {
+    let app = spawn_app_with(crate::helpers::Backend::Sqlite, |s| s.websocket.max_frame_bytes = 1024).await;
+    let user = app.new_user().await;
+    let (port, token) = (app.port, user.token.clone());
+    // proptest's runner is synchronous: it runs on a thread of its own, with a client runtime.
+    let outcome = tokio::task::spawn_blocking(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        for case in regressions() {
+            if let Err(e) = runtime.block_on(fuzz_case(port, &token, &case)) {
+                return Err(format!("regression {case:?}: {e}"));
+            }
+        }
+        let config = proptest::test_runner::Config {
+            cases: 96,
+            failure_persistence: None,
+            ..Default::default()
+        };
+        let mut runner = proptest::test_runner::TestRunner::new(config);
+        runner
+            .run(&proptest::collection::vec(written(), 1..4), |case| {
+                runtime
+                    .block_on(fuzz_case(port, &token, &case))
+                    .map_err(proptest::test_runner::TestCaseError::fail)
+            })
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .expect("the fuzzing thread");
+    if let Err(e) = outcome {
+        panic!("{e}");
+    }
+    let (status, _) = app.get("/healthz", None).await;
+    assert_eq!(status, StatusCode::OK, "the server still serves");
+    let mut ws = app.ws(&user).await;
+    ws.send_json(json!({"action": "mark_read", "notification_id": 1})).await;
+    assert_eq!(ws.json().await["error"], "notification not found");
+}
