@@ -119,6 +119,14 @@ pub struct WebSocketSettings {
     pub client_timeout_secs: f64,
     pub send_queue_len: usize,
     pub max_bad_frames_per_minute: u32,
+    /// Pushes waiting for one worker thread's delivery task; a push that finds it full closes
+    /// its sockets on that worker as too slow (1008).
+    #[serde(default = "default_worker_queue_len")]
+    pub worker_queue_len: usize,
+}
+
+fn default_worker_queue_len() -> usize {
+    4096
 }
 
 impl WebSocketSettings {
@@ -218,6 +226,7 @@ impl Settings {
             );
         }
         if ws.send_queue_len == 0
+            || ws.worker_queue_len == 0
             || ws.max_frame_bytes < 128
             || self.limits.body_bytes < 1024
             || self.limits.db_pool_size == 0

@@ -231,7 +231,8 @@ impl Actor for WsSession {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let worker = delivery::register(self.id, self.outlet.clone(), &self.state.hub);
+        let queue_len = self.state.settings.websocket.worker_queue_len;
+        let worker = delivery::register(self.id, self.outlet.clone(), &self.state.hub, queue_len);
         self.state.hub.do_send(Connect {
             session_id: self.id,
             user_id: self.user_id,

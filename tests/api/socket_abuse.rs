@@ -13,7 +13,7 @@ use tokio::{
     net::{TcpSocket, TcpStream},
 };
 
-use crate::helpers::{Seen, TestApp, TestUser, default_limits, spawn_app, spawn_app_with};
+use crate::helpers::{Seen, TestApp, TestUser, default_limits, notification_row, spawn_app, spawn_app_with};
 
 /// A generous bound for "at once": the server answers in milliseconds.
 const AT_ONCE: Duration = Duration::from_secs(3);
@@ -387,7 +387,9 @@ async fn a_client_just_over_the_message_limit_is_told_once_and_stays_open() {
             other => panic!("{other:?}"),
         }
     }
-    assert_eq!((errors, pongs), (1, 10));
+    // 10 at least (more if the limiter refilled while they were read): one error for the rest.
+    assert_eq!(errors, 1, "{pongs} pongs");
+    assert!((10..13).contains(&pongs), "{pongs} pongs");
 }
 
 // ---- 3. sockets per user ----
@@ -679,4 +681,70 @@ async fn arbitrary_client_frames_get_an_answer_or_a_proper_close_and_never_crash
     let mut ws = app.ws(&user).await;
     ws.send_json(json!({"action": "mark_read", "notification_id": 1})).await;
     assert_eq!(ws.json().await["error"], "notification not found");
+}
+
+// ---- 6. back-pressure between the hub and the worker threads ----
+
+/// Saves `count` notifications for `user_id` in one statement: their pushes reach the hub
+/// back to back. Answers their titles in order.
+async fn save_burst(app: &TestApp, user_id: i32, count: usize) -> Vec<String> {
+    let titles: Vec<String> = (0..count).map(|i| format!("burst {i}")).collect();
+    let rows = titles.iter().map(|t| notification_row(user_id, t.as_str())).collect();
+    entity::notification::insert_many_and_push(&app.db, rows)
+        .await
+        .expect("saved");
+    titles
+}
+
+/// The titles of the notifications a socket receives until it is closed or falls silent.
+async fn received_titles(ws: &mut crate::helpers::WsClient) -> (Vec<String>, Seen) {
+    let mut titles = Vec::new();
+    loop {
+        match ws.next(AT_ONCE).await {
+            Seen::Json(v) if v["type"] == "notification" => {
+                titles.push(v["notification"]["title"].as_str().expect("a title").to_owned());
+            }
+            Seen::Json(v) => panic!("unexpected {v}"),
+            end => return (titles, end),
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_worker_that_cannot_keep_up_closes_its_sockets_rather_than_queue_without_bound() {
+    // A queue of one push per worker: a burst outruns it at once.
+    let app = spawn_app_with(crate::helpers::Backend::Sqlite, |s| {
+        s.workers = 1;
+        s.websocket.worker_queue_len = 1;
+    })
+    .await;
+    let user = app.new_user().await;
+    let mut ws = app.ws(&user).await;
+    let sent = save_burst(&app, user.id, 2_000).await;
+    let (got, end) = received_titles(&mut ws).await;
+    assert!(
+        matches!(end, Seen::Closed(Some(1008))),
+        "ended with {end:?} after {}",
+        got.len()
+    );
+    // Whatever arrived before the close came in order and without a gap.
+    assert!(got.len() < sent.len());
+    assert_eq!(got[..], sent[..got.len()]);
+    // The client reconnects and catches up over REST: nothing saved was lost.
+    let (_, list) = app.get("/api/notifications/?limit=1000", Some(&user.token)).await;
+    assert_eq!(list["count"], 2_000);
+    let mut again = app.ws(&user).await;
+    app.notify(user.id, "after").await;
+    assert_eq!(again.json().await["notification"]["title"], "after");
+}
+
+#[actix_web::test]
+async fn a_socket_that_keeps_reading_gets_every_push_of_a_burst() {
+    let app = spawn_app_with(crate::helpers::Backend::Sqlite, |s| s.workers = 1).await;
+    let user = app.new_user().await;
+    let mut ws = app.ws(&user).await;
+    let sent = save_burst(&app, user.id, 2_000).await;
+    let (got, end) = received_titles(&mut ws).await;
+    assert!(matches!(end, Seen::Nothing), "{end:?}");
+    assert_eq!(got, sent);
 }
