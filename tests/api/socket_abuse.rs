@@ -13,7 +13,7 @@ use tokio::{
     net::{TcpSocket, TcpStream},
 };
 
-use crate::helpers::{Seen, TestApp, TestUser, default_limits, notification_row, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, Seen, TestApp, TestUser, default_limits, notification_row, spawn_app, spawn_app_with};
 
 /// A generous bound for "at once": the server answers in milliseconds.
 const AT_ONCE: Duration = Duration::from_secs(3);
@@ -270,9 +270,13 @@ async fn a_text_frame_that_is_not_utf8_closes_with_1007() {
 
 // ---- 2. floods of client messages ----
 
-#[actix_web::test]
-async fn a_flood_on_one_socket_is_closed_and_slows_nobody_else() {
-    let app = spawn_app_with(crate::helpers::Backend::Sqlite, default_limits).await;
+both_backends!(
+    a_flood_on_one_socket_is_closed_and_slows_nobody_else,
+    a_worker_that_cannot_keep_up_closes_its_sockets_rather_than_queue_without_bound,
+);
+
+async fn a_flood_on_one_socket_is_closed_and_slows_nobody_else(backend: Backend) {
+    let app = spawn_app_with(backend, default_limits).await;
     let flooder = app.new_user().await;
     let other = app.new_user().await;
     for i in 0..20 {
@@ -363,7 +367,7 @@ async fn without_the_message_limit_a_flood_waits_its_turn_and_every_action_is_an
 
 #[actix_web::test]
 async fn a_client_just_over_the_message_limit_is_told_once_and_stays_open() {
-    let app = spawn_app_with(crate::helpers::Backend::Sqlite, |s| {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
         default_limits(s);
         s.limits.socket_messages_per_second = 5;
     })
@@ -396,7 +400,7 @@ async fn a_client_just_over_the_message_limit_is_told_once_and_stays_open() {
 
 #[actix_web::test]
 async fn the_51st_socket_of_a_user_is_refused_until_one_closes() {
-    let app = spawn_app_with(crate::helpers::Backend::Sqlite, default_limits).await;
+    let app = spawn_app_with(Backend::Sqlite, default_limits).await;
     let user = app.new_user().await;
     let mut open = Vec::new();
     for _ in 0..50 {
@@ -448,7 +452,7 @@ async fn served(stream: &mut TcpStream) -> bool {
 
 #[actix_web::test]
 async fn connections_past_the_cap_of_an_address_are_closed_at_accept() {
-    let app = spawn_app_with(crate::helpers::Backend::Sqlite, |s| {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
         default_limits(s);
         s.limits.connections_per_address = 3;
         s.limits.trusted_proxies = vec!["127.0.0.3".into()];
@@ -643,7 +647,7 @@ fn regressions() -> Vec<Vec<Written>> {
 
 #[actix_web::test]
 async fn arbitrary_client_frames_get_an_answer_or_a_proper_close_and_never_crash_the_server() {
-    let app = spawn_app_with(crate::helpers::Backend::Sqlite, |s| s.websocket.max_frame_bytes = 1024).await;
+    let app = spawn_app_with(Backend::Sqlite, |s| s.websocket.max_frame_bytes = 1024).await;
     let user = app.new_user().await;
     let (port, token) = (app.port, user.token.clone());
     // proptest's runner is synchronous: it runs on a thread of its own, with a client runtime.
@@ -710,10 +714,9 @@ async fn received_titles(ws: &mut crate::helpers::WsClient) -> (Vec<String>, See
     }
 }
 
-#[actix_web::test]
-async fn a_worker_that_cannot_keep_up_closes_its_sockets_rather_than_queue_without_bound() {
+async fn a_worker_that_cannot_keep_up_closes_its_sockets_rather_than_queue_without_bound(backend: Backend) {
     // A queue of one push per worker: a burst outruns it at once.
-    let app = spawn_app_with(crate::helpers::Backend::Sqlite, |s| {
+    let app = spawn_app_with(backend, |s| {
         s.workers = 1;
         s.websocket.worker_queue_len = 1;
     })
@@ -740,7 +743,7 @@ async fn a_worker_that_cannot_keep_up_closes_its_sockets_rather_than_queue_witho
 
 #[actix_web::test]
 async fn a_socket_that_keeps_reading_gets_every_push_of_a_burst() {
-    let app = spawn_app_with(crate::helpers::Backend::Sqlite, |s| s.workers = 1).await;
+    let app = spawn_app_with(Backend::Sqlite, |s| s.workers = 1).await;
     let user = app.new_user().await;
     let mut ws = app.ws(&user).await;
     let sent = save_burst(&app, user.id, 2_000).await;
