@@ -27,6 +27,8 @@ use crate::{
 
 /// The window over which bad frames are counted.
 const BAD_FRAME_WINDOW: Duration = Duration::from_secs(60);
+/// A quiet time, with no message refused by the message limit, that ends an overrun.
+const OVERRUN_QUIET: Duration = Duration::from_secs(1);
 
 /// The session actor of one socket, a member of `user_{id}_notifications` and `global_notifications`.
 pub struct WsSession {
@@ -45,8 +47,9 @@ pub struct WsSession {
     bad_window_start: Instant,
     /// `limits.socket_messages_per_second`, when on (boxed: a socket pays a pointer when off).
     limiter: Option<Box<DefaultDirectRateLimiter>>,
-    /// Messages refused by the limiter since the last one it let through.
+    /// Messages refused by the limiter in the current overrun, and when the last was.
     over_limit: u32,
+    last_refused: Instant,
     /// A `mark_read` is being carried out; the ones behind it wait in `actions`, in order.
     acting: bool,
     actions: VecDeque<i64>,
@@ -75,7 +78,8 @@ impl WsSession {
     ) -> Self {
         let now = Instant::now();
         let limiter = NonZeroU32::new(state.settings.limits.socket_messages_per_second).map(|rate| {
-            let burst = rate.saturating_mul(NonZeroU32::MIN.saturating_add(1));
+            // Bursts of twice the rate.
+            let burst = NonZeroU32::new(rate.get().saturating_mul(2)).unwrap_or(rate);
             Box::new(DefaultDirectRateLimiter::direct(
                 Quota::per_second(rate).allow_burst(burst),
             ))
@@ -93,6 +97,7 @@ impl WsSession {
             bad_window_start: now,
             limiter,
             over_limit: 0,
+            last_refused: now,
             acting: false,
             actions: VecDeque::new(),
             bounds,
@@ -101,15 +106,20 @@ impl WsSession {
 
     /// Whether the message limit lets this client message through. Past it the message is
     /// dropped: the first one of an overrun is answered with an error, the rest silently (a
-    /// flood gets no flood back), and an overrun as long as a whole burst closes with 1008.
+    /// flood gets no flood back). An overrun lasts until a second passes without a refusal;
+    /// one with as many refused messages as a whole burst closes the socket with 1008.
     fn within_rate(&mut self, ctx: &mut ws::WebsocketContext<Self>) -> bool {
         let Some(limiter) = &self.limiter else {
             return true;
         };
-        if limiter.check().is_ok() {
+        let now = Instant::now();
+        if now.duration_since(self.last_refused) > OVERRUN_QUIET {
             self.over_limit = 0;
+        }
+        if limiter.check().is_ok() {
             return true;
         }
+        self.last_refused = now;
         self.over_limit += 1;
         let burst = self.state.settings.limits.socket_messages_per_second.saturating_mul(2);
         if self.over_limit >= burst {

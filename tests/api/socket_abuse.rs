@@ -396,6 +396,31 @@ async fn a_client_just_over_the_message_limit_is_told_once_and_stays_open() {
     assert!((10..13).contains(&pongs), "{pongs} pongs");
 }
 
+#[actix_web::test]
+async fn a_client_that_keeps_on_at_twice_the_limit_is_closed_with_1008() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        default_limits(s);
+        s.limits.socket_messages_per_second = 5;
+    })
+    .await;
+    let user = app.new_user().await;
+    let stream = raw_handshake(app.port, &user.token, None).await.expect("101");
+    let (read, mut write) = stream.into_split();
+    // Ten a second, steadily: half of them over the limit, never a quiet second.
+    let writer = tokio::spawn(async move {
+        for _ in 0..100 {
+            if write.write_all(&client_frame(0x9, b"p")).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let (code, errors) = FrameReader::new(read).close_code(Duration::from_secs(8)).await;
+    assert_eq!(code, Some(1008));
+    assert_eq!(errors, 1, "one error for the whole overrun");
+    writer.abort();
+}
+
 // ---- 3. sockets per user ----
 
 #[actix_web::test]
