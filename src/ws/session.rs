@@ -46,14 +46,64 @@ pub struct WsSession {
     bad_frames: u32,
     bad_window_start: Instant,
     /// `limits.socket_messages_per_second`, when on (boxed: a socket pays a pointer when off).
-    limiter: Option<Box<DefaultDirectRateLimiter>>,
-    /// Messages refused by the limiter in the current overrun, and when the last was.
-    over_limit: u32,
-    last_refused: Instant,
+    message_limit: Option<Box<MessageLimit>>,
     /// A `mark_read` is being carried out; the ones behind it wait in `actions`, in order.
     acting: bool,
     actions: VecDeque<i64>,
     bounds: Bounds,
+}
+
+/// The message limit of one socket.
+struct MessageLimit {
+    limiter: DefaultDirectRateLimiter,
+    burst: u32,
+    /// Messages refused in the current overrun, and when the last was.
+    refused: u32,
+    last_refused: Instant,
+}
+
+/// What the message limit makes of a client message.
+enum Verdict {
+    Allowed,
+    /// Dropped; the first of an overrun is answered with an error.
+    Refused {
+        first: bool,
+    },
+    /// Dropped, and the overrun has gone on for a whole burst: close.
+    Flooding,
+}
+
+impl MessageLimit {
+    fn new(rate: NonZeroU32) -> Self {
+        // Bursts of twice the rate.
+        let burst = NonZeroU32::new(rate.get().saturating_mul(2)).unwrap_or(rate);
+        Self {
+            limiter: DefaultDirectRateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
+            burst: burst.get(),
+            refused: 0,
+            last_refused: Instant::now(),
+        }
+    }
+
+    /// An overrun lasts until a second passes without a refusal.
+    fn check(&mut self) -> Verdict {
+        let now = Instant::now();
+        if now.duration_since(self.last_refused) > OVERRUN_QUIET {
+            self.refused = 0;
+        }
+        if self.limiter.check().is_ok() {
+            return Verdict::Allowed;
+        }
+        self.last_refused = now;
+        self.refused += 1;
+        if self.refused >= self.burst {
+            Verdict::Flooding
+        } else {
+            Verdict::Refused {
+                first: self.refused == 1,
+            }
+        }
+    }
 }
 
 /// What bounds a socket's input and its number.
@@ -77,13 +127,8 @@ impl WsSession {
         bounds: Bounds,
     ) -> Self {
         let now = Instant::now();
-        let limiter = NonZeroU32::new(state.settings.limits.socket_messages_per_second).map(|rate| {
-            // Bursts of twice the rate.
-            let burst = NonZeroU32::new(rate.get().saturating_mul(2)).unwrap_or(rate);
-            Box::new(DefaultDirectRateLimiter::direct(
-                Quota::per_second(rate).allow_burst(burst),
-            ))
-        });
+        let message_limit = NonZeroU32::new(state.settings.limits.socket_messages_per_second)
+            .map(|rate| Box::new(MessageLimit::new(rate)));
         Self {
             id,
             user_id: credential.user.id,
@@ -95,9 +140,7 @@ impl WsSession {
             last_heard: now,
             bad_frames: 0,
             bad_window_start: now,
-            limiter,
-            over_limit: 0,
-            last_refused: now,
+            message_limit,
             acting: false,
             actions: VecDeque::new(),
             bounds,
@@ -109,31 +152,28 @@ impl WsSession {
     /// flood gets no flood back). An overrun lasts until a second passes without a refusal;
     /// one with as many refused messages as a whole burst closes the socket with 1008.
     fn within_rate(&mut self, ctx: &mut ws::WebsocketContext<Self>) -> bool {
-        let Some(limiter) = &self.limiter else {
+        let Some(limit) = &mut self.message_limit else {
             return true;
         };
-        let now = Instant::now();
-        if now.duration_since(self.last_refused) > OVERRUN_QUIET {
-            self.over_limit = 0;
+        match limit.check() {
+            Verdict::Allowed => true,
+            Verdict::Refused { first } => {
+                if first {
+                    ctx.text(payloads::error_push("too many messages: slow down"));
+                }
+                false
+            }
+            Verdict::Flooding => {
+                self.close(
+                    ctx,
+                    Some(CloseReason {
+                        code: CloseCode::Policy,
+                        description: Some("too many messages".into()),
+                    }),
+                );
+                false
+            }
         }
-        if limiter.check().is_ok() {
-            return true;
-        }
-        self.last_refused = now;
-        self.over_limit += 1;
-        let burst = self.state.settings.limits.socket_messages_per_second.saturating_mul(2);
-        if self.over_limit >= burst {
-            self.close(
-                ctx,
-                Some(CloseReason {
-                    code: CloseCode::Policy,
-                    description: Some("too many messages".into()),
-                }),
-            );
-        } else if self.over_limit == 1 {
-            ctx.text(payloads::error_push("too many messages: slow down"));
-        }
-        false
     }
 
     /// Sends a close frame, after which no push may follow, and stops.
@@ -341,5 +381,22 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             ws::Message::Pong(_) | ws::Message::Nop => {}
             ws::Message::Close(reason) => self.close(ctx, reason),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_message_limit_allows_a_burst_then_tells_once_then_closes() {
+        let mut limit = MessageLimit::new(NonZeroU32::new(2).expect("non-zero"));
+        for _ in 0..4 {
+            assert!(matches!(limit.check(), Verdict::Allowed), "a burst of twice the rate");
+        }
+        assert!(matches!(limit.check(), Verdict::Refused { first: true }));
+        assert!(matches!(limit.check(), Verdict::Refused { first: false }));
+        assert!(matches!(limit.check(), Verdict::Refused { first: false }));
+        assert!(matches!(limit.check(), Verdict::Flooding), "a whole burst refused");
     }
 }
