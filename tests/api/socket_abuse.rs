@@ -1,6 +1,6 @@
 //! Hostile clients at the socket and connection level, over raw TCP: frames announcing more than
 //! the frame limit, floods of client messages, invalid UTF-8, too many sockets for one user, too
-//! many connections from one address, and arbitrary frames (fuzzing).
+//! many connections from one address, arbitrary frames (fuzzing), and pushes outrunning a worker.
 use std::{
     net::SocketAddr,
     time::{Duration, Instant},
