@@ -35,5 +35,4 @@ mod helpers;
 mod live_delivery;
 mod notifications;
 mod socket_abuse;
-mod socket_abuse;
 mod websocket_protocol;
