@@ -156,6 +156,14 @@ pub struct WebSocketSettings {
     pub client_timeout_secs: f64,
     pub send_queue_len: usize,
     pub max_bad_frames_per_minute: u32,
+    /// Pushes waiting for one worker thread's delivery task; a push that finds it full closes
+    /// its sockets on that worker as too slow (1008).
+    #[serde(default = "default_worker_queue_len")]
+    pub worker_queue_len: usize,
+}
+
+fn default_worker_queue_len() -> usize {
+    4096
 }
 
 impl WebSocketSettings {
@@ -498,6 +506,9 @@ impl Settings {
         }
         if ws.send_queue_len == 0 {
             errors.push(bad("websocket.send_queue_len", ws.send_queue_len, "must be > 0"));
+        }
+        if ws.worker_queue_len == 0 {
+            errors.push(bad("websocket.worker_queue_len", ws.worker_queue_len, "must be > 0"));
         }
         if ws.max_frame_bytes < 128 {
             errors.push(bad("websocket.max_frame_bytes", ws.max_frame_bytes, "must be ≥ 128"));

@@ -8,6 +8,7 @@ pub mod error;
 pub mod http_conventions;
 pub mod hub;
 pub mod layer;
+pub mod limits;
 pub mod metrics;
 pub mod payloads;
 pub mod retention;

@@ -26,6 +26,10 @@ use crate::{
     error, http_conventions,
     hub::{NotificationHub, messages::Shutdown},
     layer::{ChannelLayer, LayerStatus, redis::RedisConfig},
+    limits::{
+        connections::{ConnectionCounts, admit_connections},
+        sockets::SocketCounts,
+    },
     metrics::{self, Metrics},
     retention, routes,
     services::{announcement_expiry, group_commit::NotificationWriter, notifications::ListCache},
@@ -157,6 +161,7 @@ impl Application {
             .map(|url| RedisConfig::parse(url, &settings.redis_channel_prefix))
             .transpose()
             .map_err(StartupError::Layer)?;
+        let connections = ConnectionCounts::new(&settings.limits).map_err(StartupError::Config)?;
         let db = connect_database(&settings).await?;
         Migrator::up(&db, None).await.map_err(StartupError::Migration)?;
         let writer_db = connect_writer(&settings, &db).await?;
@@ -239,6 +244,8 @@ impl Application {
             notification_lists: ListCache::new(settings.redis_url().is_none()),
             notification_writer: NotificationWriter::start(writer_db),
             metrics: metrics.clone(),
+            sockets: SocketCounts::new(settings.limits.sockets_per_user),
+            connections: connections.clone(),
         });
         let metrics_layer = state.layer.clone();
         let json_config = web::JsonConfig::default()
@@ -265,6 +272,7 @@ impl Application {
             .listen("herald", listener, move || {
                 let graceful = graceful.clone();
                 let ws_state = state.clone();
+                let connections = connections.clone();
                 let app = App::new()
                     .app_data(state.clone())
                     .app_data(json_config.clone())
@@ -280,7 +288,7 @@ impl Application {
                     .wrap(from_fn(metrics::observe_requests))
                     .configure(routes::config)
                     .default_service(web::to(http_conventions::redirect_or_not_found));
-                HttpService::build()
+                let http = HttpService::build()
                     .keep_alive(KeepAlive::default())
                     .client_request_timeout(Duration::from_secs(5))
                     .client_disconnect_timeout(Duration::from_secs(1))
@@ -300,7 +308,9 @@ impl Application {
                     // Herald builds no absolute URLs and reads no `ConnectionInfo`, the only users
                     // of `AppConfig`'s host and address.
                     .finish(map_config(app.into_factory(), |_| AppConfig::default()))
-                    .tcp()
+                    .tcp();
+                // Past `limits.connections_per_address`, a connection is closed as it is accepted.
+                admit_connections(connections, http)
             })
             .map_err(|source| StartupError::Bind {
                 addr: addr.to_string(),

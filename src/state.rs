@@ -9,6 +9,7 @@ use crate::{
     configuration::Settings,
     hub::NotificationHub,
     layer::LayerStatus,
+    limits::{connections::ConnectionCounts, sockets::SocketCounts},
     metrics::Metrics,
     services::{global_notifications::LiveListCache, group_commit::NotificationWriter, notifications::ListCache},
 };
@@ -30,4 +31,8 @@ pub struct AppState {
     pub notification_writer: NotificationWriter,
     /// This server's Prometheus series (`metrics`).
     pub metrics: Arc<Metrics>,
+    /// Open WebSockets per user (`limits.sockets_per_user`).
+    pub sockets: Arc<SocketCounts>,
+    /// Open connections per client address (`limits.connections_per_address`).
+    pub connections: Arc<ConnectionCounts>,
 }

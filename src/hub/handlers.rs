@@ -48,14 +48,7 @@ impl Handler<TooSlow> for NotificationHub {
     type Result = ();
 
     fn handle(&mut self, msg: TooSlow, _: &mut Context<Self>) {
-        if let Some(member) = self.remove_session(msg.session_id) {
-            self.metrics.websocket_slow_closed.inc();
-            log::info!("closing slow WebSocket session {}: send queue full", msg.session_id);
-            member.recipient.do_send(ToSession::Close(CloseReason {
-                code: CloseCode::Policy,
-                description: Some("too slow: catch up over REST".into()),
-            }));
-        }
+        self.close_too_slow(msg.session_id);
     }
 }
 

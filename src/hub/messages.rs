@@ -60,7 +60,8 @@ pub struct Deliver {
 pub struct WorkerLink {
     /// Tells worker threads apart, for life.
     pub index: usize,
-    pub sender: mpsc::UnboundedSender<Deliver>,
+    /// Bounded (`websocket.worker_queue_len`): see `NotificationHub::deliver_local`.
+    pub sender: mpsc::Sender<Deliver>,
 }
 
 /// Hub → session: what to do with the socket. Pushes take another way (`Deliver`).

@@ -37,7 +37,7 @@ pub struct NotificationHub {
     pub(super) sessions: HashMap<u64, SessionInfo>,
     pub(super) groups: HashMap<Group, HashMap<u64, Member>>,
     /// The delivery task of each worker thread that has had sessions (`ws::delivery`).
-    pub(super) workers: HashMap<usize, mpsc::UnboundedSender<Deliver>>,
+    pub(super) workers: HashMap<usize, mpsc::Sender<Deliver>>,
     pub(super) layer: ChannelLayer,
     pub(super) auth: Arc<AuthService>,
     /// How often every session is told to ping its peer.
@@ -88,6 +88,12 @@ impl NotificationHub {
 
     /// Sends `text` to this node's members of `group`: one `Deliver` per worker thread they are
     /// on, which writes it to their sockets. The frame is made here, once for all of them.
+    ///
+    /// Each worker's queue is bounded (`websocket.worker_queue_len`): a worker that has that many
+    /// pushes still to write cannot keep up, and queuing more would grow memory without limit
+    /// while producers (`do_send`) never wait. A push that finds the queue full closes the
+    /// sockets it was for on that worker as too slow (1008: catch up over REST), as a socket's
+    /// own full send queue does: every socket gets each saved push, or a close, never a gap.
     pub(super) fn deliver_local(&mut self, group: Group, text: &str) {
         let members = self.groups.get(&group);
         // Once per push, not per socket: the push path stays as cheap as it was.
@@ -104,14 +110,41 @@ impl NotificationHub {
             }
         }
         let frame = PushFrame::text(text);
+        let mut overrun = Vec::new();
         for (worker, sessions) in batches {
             if let Some(link) = self.workers.get(&worker) {
-                // Fails only if the worker's runtime is gone, and its sessions with it.
-                let _ = link.send(Deliver {
+                let deliver = Deliver {
                     frame: frame.clone(),
                     sessions,
-                });
+                };
+                match link.try_send(deliver) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(deliver)) => {
+                        log::warn!(
+                            "worker {worker} cannot keep up with pushes: closing {} sessions as too slow",
+                            deliver.sessions.len()
+                        );
+                        overrun.extend(deliver.sessions);
+                    }
+                    // The worker's runtime is gone, and its sessions with it.
+                    Err(mpsc::error::TrySendError::Closed(_)) => {}
+                }
             }
+        }
+        for id in overrun {
+            self.close_too_slow(id);
+        }
+    }
+
+    /// Takes a session whose pushes cannot be delivered out of its groups and closes it (1008).
+    pub(super) fn close_too_slow(&mut self, id: u64) {
+        if let Some(member) = self.remove_session(id) {
+            self.metrics.websocket_slow_closed.inc();
+            log::info!("closing slow WebSocket session {id}: its pushes cannot be delivered");
+            member.recipient.do_send(ToSession::Close(CloseReason {
+                code: CloseCode::Policy,
+                description: Some("too slow: catch up over REST".into()),
+            }));
         }
     }
 

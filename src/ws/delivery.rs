@@ -44,9 +44,10 @@ struct Worker {
 /// Makes a session on this thread reachable by the hub's pushes; the hub is to be given the
 /// returned link with the session's `Connect`. Starts the thread's delivery task on first use,
 /// so it must run inside the worker's runtime.
-pub fn register(session_id: u64, outlet: Outlet, hub: &Addr<NotificationHub>) -> WorkerLink {
+/// `queue_len` bounds the pushes waiting for the thread (`NotificationHub::deliver_local`).
+pub fn register(session_id: u64, outlet: Outlet, hub: &Addr<NotificationHub>, queue_len: usize) -> WorkerLink {
     WORKER.with_borrow_mut(|worker| {
-        let worker = worker.get_or_insert_with(|| start(hub.clone()));
+        let worker = worker.get_or_insert_with(|| start(hub.clone(), queue_len));
         worker.sessions.insert(session_id, outlet);
         worker.link.clone()
     })
@@ -61,8 +62,8 @@ pub fn unregister(session_id: u64) {
     });
 }
 
-fn start(hub: Addr<NotificationHub>) -> Worker {
-    let (sender, receiver) = mpsc::unbounded_channel();
+fn start(hub: Addr<NotificationHub>, queue_len: usize) -> Worker {
+    let (sender, receiver) = mpsc::channel(queue_len);
     actix_web::rt::spawn(deliver_all(receiver));
     Worker {
         link: WorkerLink {
@@ -75,7 +76,7 @@ fn start(hub: Addr<NotificationHub>) -> Worker {
 }
 
 /// The thread's delivery task: ends with the thread's runtime.
-async fn deliver_all(mut receiver: mpsc::UnboundedReceiver<Deliver>) {
+async fn deliver_all(mut receiver: mpsc::Receiver<Deliver>) {
     while let Some(Deliver { frame, sessions }) = receiver.recv().await {
         let frame = frame.bytes();
         let mut turns = sessions.chunks(WRITES_PER_TURN).peekable();

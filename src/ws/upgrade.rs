@@ -5,6 +5,7 @@
 //! (`transport`). Refusals are `ApiError`s, answered with the same JSON bodies as the REST API.
 use std::{
     future::poll_fn,
+    rc::Rc,
     sync::atomic::{AtomicU64, Ordering},
     task::{Context, Poll, Waker},
     time::Instant,
@@ -25,7 +26,8 @@ use futures_core::Stream;
 use tokio::{io::AsyncWriteExt, sync::oneshot};
 
 use super::{
-    session::WsSession,
+    inflow::Inflow,
+    session::{Bounds, WsSession},
     transport::{Outlet, SocketReader, Wakeup, pump},
 };
 use crate::{
@@ -51,12 +53,18 @@ pub async fn serve(req: Request, framed: Framed<TcpStream, h1::Codec>, state: we
     let mut parts = framed.into_parts();
     let accepted = match authorize(&req, &state).await {
         Ok(credential) => ws_proto::handshake(req.head())
-            .map(|mut builder| (credential, builder.finish().drop_body()))
-            .map_err(handshake_error),
+            .map_err(handshake_error)
+            .and_then(|mut builder| {
+                // Counted last: a refused handshake takes no place among the user's sockets.
+                let socket = state.sockets.claim(credential.user.id)?;
+                // The connection's slot ends with the HTTP dispatcher; the socket goes on.
+                let address = req.peer_addr().and_then(|peer| state.connections.hold(peer.ip()));
+                Ok((credential, builder.finish().drop_body(), socket, address))
+            }),
         Err(e) => Err(e),
     };
     drop(req);
-    let (credential, switching) = match accepted {
+    let (credential, switching, socket, address) = match accepted {
         Ok(accepted) => accepted,
         Err(e) => {
             let status = e.status_code();
@@ -96,6 +104,7 @@ pub async fn serve(req: Request, framed: Framed<TcpStream, h1::Codec>, state: we
         state.settings.websocket.send_queue_len,
         waker.clone(),
     );
+    let inflow = Rc::new(Inflow::default());
     let session = WsSession::new(
         session_id,
         &credential,
@@ -103,9 +112,16 @@ pub async fn serve(req: Request, framed: Framed<TcpStream, h1::Codec>, state: we
         joined_tx,
         outlet.clone(),
         waker.clone(),
+        Bounds {
+            inflow: inflow.clone(),
+            _socket: socket,
+            _address: address,
+        },
     );
-    let codec = ws_proto::Codec::new().max_size(state.settings.websocket.max_frame_bytes);
-    let frames = WebsocketContext::with_codec(session, SocketReader::new(read, early), codec);
+    let max_frame = state.settings.websocket.max_frame_bytes;
+    let codec = ws_proto::Codec::new().max_size(max_frame);
+    let reader = SocketReader::new(read, early, max_frame, inflow);
+    let frames = WebsocketContext::with_codec(session, reader, codec);
     let metrics = state.metrics.clone();
     // The socket lives on in its own small task; this handshake future (several KiB: it awaited
     // authentication) ends here, and with it the connection's HTTP dispatcher.

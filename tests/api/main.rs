@@ -37,4 +37,5 @@ mod http_conventions;
 mod live_delivery;
 mod metrics;
 mod notifications;
+mod socket_abuse;
 mod websocket_protocol;
