@@ -69,7 +69,7 @@ async fn create(
     let db = state.db.clone();
     idempotency::once(&db, &req, admin.0.user().id, &body, move || async move {
         let created = bulk::notify(&state.db, target, content).await?;
-        Ok(Answer::created(json!({ "created": created })))
+        Answer::created(&json!({ "created": created }))
     })
     .await
 }

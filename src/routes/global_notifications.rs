@@ -105,7 +105,7 @@ async fn create(
     let db = state.db.clone();
     idempotency::once(&db, &req, admin.0.user().id, &body, move || async move {
         let model = global_notifications::create(&state.db, new).await?;
-        Ok(Answer::created(json!(GlobalAdminView::from(&model))))
+        Answer::created(&GlobalAdminView::from(&model))
     })
     .await
 }

@@ -101,7 +101,7 @@ async fn create(
     let db = state.db.clone();
     idempotency::once(&db, &req, admin.0.user().id, &raw, move || async move {
         let model = state.notification_writer.create(new).await?;
-        Ok(Answer::created(json!(NotificationView::from(&model))))
+        Answer::created(&NotificationView::from(&model))
     })
     .await
 }

@@ -65,19 +65,23 @@ impl IdempotencyKey {
 #[derive(Debug, Clone)]
 pub struct Answer {
     pub status: StatusCode,
-    pub body: Value,
+    /// The JSON text as first sent: kept as text so a replay has the same bytes, key order
+    /// included (a `Value` would sort the keys).
+    pub body: String,
 }
 
 impl Answer {
-    pub fn created(body: Value) -> Self {
-        Self {
+    pub fn created(body: &impl serde::Serialize) -> Result<Self, ApiError> {
+        Ok(Self {
             status: StatusCode::CREATED,
-            body,
-        }
+            body: serde_json::to_string(body).map_err(|e| ApiError::Internal(e.to_string()))?,
+        })
     }
 
     fn into_response(self) -> HttpResponse {
-        HttpResponse::build(self.status).json(self.body)
+        HttpResponse::build(self.status)
+            .content_type(actix_web::mime::APPLICATION_JSON)
+            .body(self.body)
     }
 }
 
@@ -200,7 +204,7 @@ async fn claim(
                 .ok()
                 .and_then(|s| StatusCode::from_u16(s).ok())
                 .unwrap_or(StatusCode::OK),
-            body: serde_json::from_str(&body).map_err(|e| ApiError::Internal(e.to_string()))?,
+            body,
         })),
         _ => Ok(Claim::Running),
     }
@@ -210,7 +214,7 @@ async fn claim(
 async fn record(db: &DatabaseConnection, row_id: i32, answer: &Answer) -> Result<(), ApiError> {
     idempotency_key::Entity::update_many()
         .col_expr(idempotency_key::Column::Status, (answer.status.as_u16() as i16).into())
-        .col_expr(idempotency_key::Column::Body, answer.body.to_string().into())
+        .col_expr(idempotency_key::Column::Body, answer.body.clone().into())
         .filter(idempotency_key::Column::Id.eq(row_id))
         .exec(db)
         .await?;
