@@ -11,4 +11,5 @@ pub mod routes;
 pub mod services;
 pub mod startup;
 pub mod state;
+pub mod type_set;
 pub mod ws;

@@ -24,7 +24,10 @@ use crate::{
     configuration::{Settings, redact},
     domain::{Password, Username},
     error,
-    hub::{NotificationHub, messages::Shutdown},
+    hub::{
+        NotificationHub,
+        messages::{LoadMutedTypes, Shutdown},
+    },
     layer::{ChannelLayer, LayerStatus, redis::RedisConfig},
     routes,
     services::{group_commit::NotificationWriter, notifications::ListCache},
@@ -190,6 +193,14 @@ impl Application {
         });
         // Entity hooks anywhere in this actix System now reach this hub.
         entity::broadcast::subscribe(hub.clone().recipient());
+        // Before serving: a push must never slip past a mute the hub has not loaded yet.
+        hub.send(LoadMutedTypes { db: db.clone() })
+            .await
+            .map_err(|e| StartupError::Config(format!("the hub stopped while starting: {e}")))?
+            .map_err(|source| StartupError::Database {
+                url: redact(&settings.database_url()),
+                source,
+            })?;
 
         let settings = Arc::new(settings);
         let state = web::Data::new(AppState {

@@ -8,5 +8,6 @@ pub mod broadcast;
 pub mod changes;
 pub mod global_notification;
 pub mod notification;
+pub mod notification_preference;
 pub mod transaction;
 pub mod user;

@@ -1,15 +1,15 @@
 //! How the hub answers each message.
-use actix::{Context, Handler};
+use actix::{ActorFutureExt, AsyncContext, Context, Handler, ResponseActFuture, WrapFuture};
 use actix_web_actors::ws::{CloseCode, CloseReason};
 
 use super::{
     messages::{
-        Connect, CreatedNotification, Disconnect, FromLayer, Group, HubStats, NotificationsRead, RevokeCredential,
-        Shutdown, Stats, ToSession, TooSlow,
+        Connect, CreatedNotification, Disconnect, FromLayer, Group, HubStats, LoadMutedTypes, NotificationsDeleted,
+        NotificationsRead, NotificationsUnread, RevokeCredential, SetMutedTypes, Shutdown, Stats, ToSession, TooSlow,
     },
     server::{Member, NotificationHub, SessionInfo},
 };
-use crate::{layer::LayerEvent, payloads};
+use crate::{layer::LayerEvent, payloads, services::preferences};
 
 impl Handler<Connect> for NotificationHub {
     type Result = ();
@@ -63,7 +63,17 @@ impl Handler<CreatedNotification> for NotificationHub {
     /// Serialized once here; every socket gets the same shared bytes.
     fn handle(&mut self, msg: CreatedNotification, _: &mut Context<Self>) {
         match msg {
-            CreatedNotification::User(n) => self.broadcast(Group::User(n.user_id), payloads::notification_push(&n)),
+            CreatedNotification::User(n) => {
+                // Muted: saved and listed, never pushed (on no node: this is the one that saved it).
+                if self
+                    .muted
+                    .get(&n.user_id)
+                    .is_some_and(|m| m.contains(&n.notification_type))
+                {
+                    return;
+                }
+                self.broadcast(Group::User(n.user_id), payloads::notification_push(&n))
+            }
             CreatedNotification::Global(g) => self.broadcast(Group::Global, payloads::global_push(&g)),
         }
     }
@@ -75,6 +85,49 @@ impl Handler<NotificationsRead> for NotificationHub {
     fn handle(&mut self, msg: NotificationsRead, _: &mut Context<Self>) {
         let text = payloads::read_push(&msg.ids, msg.unread_count);
         self.broadcast(Group::User(msg.user_id), text);
+    }
+}
+
+impl Handler<NotificationsUnread> for NotificationHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: NotificationsUnread, _: &mut Context<Self>) {
+        let text = payloads::unread_push(&msg.ids, msg.unread_count);
+        self.broadcast(Group::User(msg.user_id), text);
+    }
+}
+
+impl Handler<NotificationsDeleted> for NotificationHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: NotificationsDeleted, _: &mut Context<Self>) {
+        let text = payloads::deleted_push(&msg.ids, msg.unread_count);
+        self.broadcast(Group::User(msg.user_id), text);
+    }
+}
+
+impl Handler<SetMutedTypes> for NotificationHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetMutedTypes, _: &mut Context<Self>) {
+        self.layer.publish_muted(msg.user_id, msg.muted);
+        self.set_muted(msg.user_id, msg.muted);
+    }
+}
+
+impl Handler<LoadMutedTypes> for NotificationHub {
+    type Result = ResponseActFuture<Self, Result<(), sea_orm::DbErr>>;
+
+    fn handle(&mut self, msg: LoadMutedTypes, _: &mut Context<Self>) -> Self::Result {
+        self.preferences_db = Some(msg.db.clone());
+        Box::pin(
+            async move { preferences::all_muted(&msg.db).await }
+                .into_actor(self)
+                .map(|loaded, hub, _| {
+                    hub.muted = loaded?;
+                    Ok(())
+                }),
+        )
     }
 }
 
@@ -97,7 +150,19 @@ impl Handler<FromLayer> for NotificationHub {
                 credential_id,
                 token_hash,
             } => self.close_credential(credential_id, &token_hash),
-            LayerEvent::Reconnected => self.recheck_credentials(ctx),
+            LayerEvent::Muted { user_id, muted } => self.set_muted(user_id, muted),
+            LayerEvent::Reconnected => {
+                self.recheck_credentials(ctx);
+                // Another node's mute change may have been missed meanwhile.
+                if let Some(db) = self.preferences_db.clone() {
+                    ctx.spawn(async move { preferences::all_muted(&db).await }.into_actor(self).map(
+                        |loaded, hub, _| match loaded {
+                            Ok(muted) => hub.muted = muted,
+                            Err(e) => log::warn!("cannot reload muted types after the channel layer came back: {e}"),
+                        },
+                    ));
+                }
+            }
         }
     }
 }

@@ -12,7 +12,9 @@ use bytestring::ByteString;
 use tokio::sync::mpsc;
 
 use super::messages::{Deliver, Group, PushFrame, ToSession};
-use crate::{auth::AuthService, layer::ChannelLayer};
+use sea_orm::DatabaseConnection;
+
+use crate::{auth::AuthService, layer::ChannelLayer, type_set::TypeSet};
 
 /// How often the heartbeat timer pings the next slice of sessions. Short, so each slice is
 /// small: a burst of pings and pongs delays the pushes queued behind it.
@@ -40,6 +42,12 @@ pub struct NotificationHub {
     pub(super) workers: HashMap<usize, mpsc::UnboundedSender<Deliver>>,
     pub(super) layer: ChannelLayer,
     pub(super) auth: Arc<AuthService>,
+    /// Each user's muted types (only users who mute something): their pushes are dropped here,
+    /// before any socket or node sees them. Kept for every user, not just connected ones, so the
+    /// node that saves a notification can decide without a query.
+    pub(super) muted: HashMap<i32, TypeSet>,
+    /// Where the muted types are reloaded from after a channel-layer outage.
+    pub(super) preferences_db: Option<DatabaseConnection>,
     /// How often every session is told to ping its peer.
     heartbeat_interval: Duration,
 }
@@ -52,6 +60,8 @@ impl NotificationHub {
             workers: HashMap::new(),
             layer,
             auth,
+            muted: HashMap::new(),
+            preferences_db: None,
             heartbeat_interval,
         }
     }
@@ -113,6 +123,15 @@ impl NotificationHub {
             HashMap::new()
         });
         members.insert(id, member);
+    }
+
+    /// Records `user_id`'s muted types (an empty set is forgotten).
+    pub(super) fn set_muted(&mut self, user_id: i32, muted: TypeSet) {
+        if muted.is_empty() {
+            self.muted.remove(&user_id);
+        } else {
+            self.muted.insert(user_id, muted);
+        }
     }
 
     /// Closes this node's sessions opened with a revoked credential.

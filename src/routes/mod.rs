@@ -5,6 +5,7 @@ pub mod global_notifications;
 pub mod health;
 pub mod notifications;
 pub mod pages;
+pub mod preferences;
 
 use actix_web::web;
 
@@ -12,6 +13,7 @@ use actix_web::web;
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.configure(auth::config)
         .configure(notifications::config)
+        .configure(preferences::config)
         .configure(global_notifications::config)
         .configure(admin::config)
         .configure(health::config)

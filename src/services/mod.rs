@@ -2,3 +2,4 @@
 pub mod global_notifications;
 pub mod group_commit;
 pub mod notifications;
+pub mod preferences;
