@@ -12,7 +12,8 @@ use actix::Addr;
 use bytes::Bytes;
 use entity::notification;
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
+    ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, Select, sea_query::Expr,
 };
 
 use crate::{
@@ -145,19 +146,25 @@ struct ListedRow {
     unread: i64,
 }
 
-/// The notifications of `user_id` that `filter` selects, newest (highest id) first, with the
-/// counts over all of theirs. Ordering by id alone makes the keyset exact; both counts and the
-/// page are served by the indexes on (user_id, id) and (user_id, is_read, id).
-pub async fn list(db: &DatabaseConnection, user_id: i32, filter: ListFilter) -> Result<Listing, ApiError> {
-    let mine = notification::Entity::find().filter(notification::Column::UserId.eq(user_id));
+/// The page's query: the rows `filter` selects, newest first, with the user's totals.
+fn page_query(backend: DbBackend, user_id: i32, filter: ListFilter) -> Select<notification::Entity> {
+    // With `user_id = ?`, PostgreSQL may walk the primary key backwards and filter by user,
+    // reading every newer row of everyone else (its estimate assumes a user's rows are spread
+    // evenly). A one-value range leaves (user_id, id) the only index giving `user_id, id DESC`.
+    // SQLite takes that index either way, and only with `=` does it bound the scan by `id < ?`.
+    let user = match backend {
+        DbBackend::Postgres => notification::Column::UserId.between(user_id, user_id),
+        _ => notification::Column::UserId.eq(user_id),
+    };
     // The totals ignore the filters, so they are subqueries rather than window functions over
     // the page. `user_id` is an integer, safe to write into the SQL.
     let total = format!("(SELECT COUNT(*) FROM notifications AS c WHERE c.user_id = {user_id})");
     let unread = format!("(SELECT COUNT(*) FROM notifications AS c WHERE c.user_id = {user_id} AND c.is_read = FALSE)");
-    let mut page = mine
-        .clone()
+    let mut page = notification::Entity::find()
+        .filter(user)
         .column_as(Expr::cust(total), "total")
         .column_as(Expr::cust(unread), "unread")
+        .order_by_desc(notification::Column::UserId)
         .order_by_desc(notification::Column::Id);
     if let Some(before_id) = filter.before_id {
         page = page.filter(notification::Column::Id.lt(before_id));
@@ -172,6 +179,15 @@ pub async fn list(db: &DatabaseConnection, user_id: i32, filter: ListFilter) -> 
         // One more than asked tells whether a next page exists.
         page = page.limit(limit + 1);
     }
+    page
+}
+
+/// The notifications of `user_id` that `filter` selects, newest (highest id) first, with the
+/// counts over all of theirs. Ordering by id alone makes the keyset exact; both counts and the
+/// page are served by the indexes on (user_id, id) and (user_id, is_read, id).
+pub async fn list(db: &DatabaseConnection, user_id: i32, filter: ListFilter) -> Result<Listing, ApiError> {
+    let mine = notification::Entity::find().filter(notification::Column::UserId.eq(user_id));
+    let page = page_query(db.get_database_backend(), user_id, filter);
     let mut rows: Vec<ListedRow> = page.into_model().all(db).await?;
     let (count, unread_count) = match rows.first() {
         Some(first) => (first.total, first.unread),
@@ -365,6 +381,26 @@ mod tests {
             limit: Some(limit),
             before_id: Some(before_id),
             ..ListFilter::default()
+        }
+    }
+
+    #[test]
+    fn the_page_query_lets_each_database_take_the_user_id_index() {
+        let filter = ListFilter {
+            limit: Some(50),
+            before_id: Some(1000),
+            ..ListFilter::default()
+        };
+        let sql = |backend| page_query(backend, 7, filter).build(backend).to_string();
+        let postgres = sql(DbBackend::Postgres);
+        assert!(postgres.contains(r#""user_id" BETWEEN 7 AND 7"#), "{postgres}");
+        let sqlite = sql(DbBackend::Sqlite);
+        assert!(sqlite.contains(r#""user_id" = 7"#), "{sqlite}");
+        for sql in [postgres, sqlite] {
+            assert!(
+                sql.contains(r#"ORDER BY "notifications"."user_id" DESC, "notifications"."id" DESC LIMIT 51"#),
+                "{sql}"
+            );
         }
     }
 
