@@ -13,7 +13,7 @@ use bytes::Bytes;
 use entity::notification;
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait, Select, sea_query::Expr,
+    Select, sea_query::Expr,
 };
 
 use crate::{
@@ -366,6 +366,8 @@ pub async fn delete_read(db: &DatabaseConnection, hub: &Addr<NotificationHub>, u
 
 #[cfg(test)]
 mod tests {
+    use sea_orm::QueryTrait;
+
     use super::*;
 
     fn page(len: usize) -> CachedPage {
