@@ -65,11 +65,7 @@ impl Handler<CreatedNotification> for NotificationHub {
         match msg {
             CreatedNotification::User(n) => {
                 // Muted: saved and listed, never pushed (on no node: this is the one that saved it).
-                if self
-                    .muted
-                    .get(&n.user_id)
-                    .is_some_and(|m| m.contains(&n.notification_type))
-                {
+                if self.muted.is_muted(n.user_id, &n.notification_type) {
                     return;
                 }
                 self.broadcast(Group::User(n.user_id), payloads::notification_push(&n))
@@ -111,7 +107,7 @@ impl Handler<SetMutedTypes> for NotificationHub {
 
     fn handle(&mut self, msg: SetMutedTypes, _: &mut Context<Self>) {
         self.layer.publish_muted(msg.user_id, msg.muted);
-        self.set_muted(msg.user_id, msg.muted);
+        self.muted.set(msg.user_id, msg.muted);
     }
 }
 
@@ -120,12 +116,19 @@ impl Handler<LoadMutedTypes> for NotificationHub {
 
     fn handle(&mut self, msg: LoadMutedTypes, _: &mut Context<Self>) -> Self::Result {
         self.preferences_db = Some(msg.db.clone());
+        self.muted.loading();
         Box::pin(
             async move { preferences::all_muted(&msg.db).await }
                 .into_actor(self)
-                .map(|loaded, hub, _| {
-                    hub.muted = loaded?;
-                    Ok(())
+                .map(|loaded, hub, _| match loaded {
+                    Ok(all) => {
+                        hub.muted.loaded(all);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        hub.muted.load_failed();
+                        Err(e)
+                    }
                 }),
         )
     }
@@ -150,17 +153,17 @@ impl Handler<FromLayer> for NotificationHub {
                 credential_id,
                 token_hash,
             } => self.close_credential(credential_id, &token_hash),
-            LayerEvent::Muted { user_id, muted } => self.set_muted(user_id, muted),
+            LayerEvent::Muted { user_id, muted } => self.muted.set(user_id, muted),
             LayerEvent::Reconnected => {
                 self.recheck_credentials(ctx);
                 // Another node's mute change may have been missed meanwhile.
                 if let Some(db) = self.preferences_db.clone() {
-                    ctx.spawn(async move { preferences::all_muted(&db).await }.into_actor(self).map(
-                        |loaded, hub, _| match loaded {
-                            Ok(muted) => hub.muted = muted,
-                            Err(e) => log::warn!("cannot reload muted types after the channel layer came back: {e}"),
-                        },
-                    ));
+                    let reload = self.handle(LoadMutedTypes { db }, ctx);
+                    ctx.spawn(reload.map(|loaded, _, _| {
+                        if let Err(e) = loaded {
+                            log::warn!("cannot reload muted types after the channel layer came back: {e}");
+                        }
+                    }));
                 }
             }
         }

@@ -11,10 +11,13 @@ use bytestring::ByteString;
 
 use tokio::sync::mpsc;
 
-use super::messages::{Deliver, Group, PushFrame, ToSession};
+use super::{
+    messages::{Deliver, Group, PushFrame, ToSession},
+    muted::MutedTypes,
+};
 use sea_orm::DatabaseConnection;
 
-use crate::{auth::AuthService, layer::ChannelLayer, type_set::TypeSet};
+use crate::{auth::AuthService, layer::ChannelLayer};
 
 /// How often the heartbeat timer pings the next slice of sessions. Short, so each slice is
 /// small: a burst of pings and pongs delays the pushes queued behind it.
@@ -45,7 +48,7 @@ pub struct NotificationHub {
     /// Each user's muted types (only users who mute something): their pushes are dropped here,
     /// before any socket or node sees them. Kept for every user, not just connected ones, so the
     /// node that saves a notification can decide without a query.
-    pub(super) muted: HashMap<i32, TypeSet>,
+    pub(super) muted: MutedTypes,
     /// Where the muted types are reloaded from after a channel-layer outage.
     pub(super) preferences_db: Option<DatabaseConnection>,
     /// How often every session is told to ping its peer.
@@ -60,7 +63,7 @@ impl NotificationHub {
             workers: HashMap::new(),
             layer,
             auth,
-            muted: HashMap::new(),
+            muted: MutedTypes::default(),
             preferences_db: None,
             heartbeat_interval,
         }
@@ -123,15 +126,6 @@ impl NotificationHub {
             HashMap::new()
         });
         members.insert(id, member);
-    }
-
-    /// Records `user_id`'s muted types (an empty set is forgotten).
-    pub(super) fn set_muted(&mut self, user_id: i32, muted: TypeSet) {
-        if muted.is_empty() {
-            self.muted.remove(&user_id);
-        } else {
-            self.muted.insert(user_id, muted);
-        }
     }
 
     /// Closes this node's sessions opened with a revoked credential.

@@ -29,7 +29,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/api/notifications/mark-all-read/").route(web::post().to(mark_all_read)))
     .service(web::resource("/api/notifications/{id}/mark-read/").route(web::post().to(mark_read)))
     .service(web::resource("/api/notifications/{id}/mark-unread/").route(web::post().to(mark_unread)))
-    .service(web::resource("/api/notifications/{id}/").route(web::delete().to(delete)));
+    // Digits only, so that named paths beside it (`mark-all-read/`, others' `bulk/`) stay theirs.
+    .service(web::resource("/api/notifications/{id:\\d+}/").route(web::delete().to(delete)));
 }
 
 /// Reads the list's query: `limit`, `before_id`, `unread`, `type` (repeated or comma-separated).

@@ -304,10 +304,18 @@ async fn deleting_one_reaches_every_tab_and_is_for_the_owner_only(backend: Backe
 
     let (status, _) = app.request(Method::DELETE, &path, Some(&other.token), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "someone else's");
-    let (status, _) = app
-        .request(Method::DELETE, "/api/notifications/999999/", Some(&owner.token), None)
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "unknown");
+    for unknown in ["999999", "abc", "-1", "99999999999999999999"] {
+        let (status, body) = app
+            .request(
+                Method::DELETE,
+                &format!("/api/notifications/{unknown}/"),
+                Some(&owner.token),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{unknown}");
+        assert!(body["error"].is_string());
+    }
     assert_eq!(
         app.request(Method::DELETE, &path, None, None).await.0,
         StatusCode::UNAUTHORIZED
