@@ -32,6 +32,7 @@ const app = {
   view: { unreadOnly: false, type: '' }, // which notifications the list shows
   nextBeforeId: null, // where the next page starts; null: everything of this view is loaded
   listRequest: 0, // bumped by each view change: answers for an older view are dropped
+  loadingMore: false,
   muted: [], // the types this user silenced (saved server-side)
   globals: new Map(), // id -> global notification
   globalsRacing: new Set(), // one Map per list request in flight: the pushes that arrived meanwhile
@@ -252,22 +253,31 @@ async function loadNotifications() {
 
 /** Appends the next page of the current view (keyset: items older than the last one loaded). */
 async function loadMore() {
-  if (app.nextBeforeId === null) return;
+  if (app.nextBeforeId === null || app.loadingMore) return;
   const request = app.listRequest;
   const btn = $('load-more');
-  btn.disabled = true;
+  // Not `disabled`: that would drop keyboard focus from the button.
+  app.loadingMore = true;
+  btn.setAttribute('aria-busy', 'true');
   try {
     const data = await apiFetch(listPath(app.nextBeforeId));
     if (request !== app.listRequest) return;
-    for (const n of data.notifications || []) app.notifications.set(n.id, n);
+    const hadFocus = document.activeElement === btn;
+    const added = data.notifications || [];
+    for (const n of added) app.notifications.set(n.id, n);
     app.nextBeforeId = typeof data.next_before_id === 'number' ? data.next_before_id : null;
     if (typeof data.unread_count === 'number') setUnread(data.unread_count);
     renderList();
-    if (app.nextBeforeId === null) $('notif-title').focus({ preventScroll: true });
+    // The button is gone after the last page: keyboard focus goes on to the first item it loaded.
+    if (hadFocus && app.nextBeforeId === null) {
+      const item = added[0] && $('notif-list').querySelector(`.notif[data-id="${added[0].id}"]`);
+      (item?.querySelector('a, button') || $('notif-title')).focus({ preventScroll: true });
+    }
   } catch (err) {
     handleApiError(err, 'Could not load more notifications');
   } finally {
-    btn.disabled = false;
+    app.loadingMore = false;
+    btn.removeAttribute('aria-busy');
   }
 }
 
@@ -279,9 +289,7 @@ function selectView({ unreadOnly = app.view.unreadOnly, type = app.view.type }) 
   $('view-unread').tabIndex = unreadOnly ? 0 : -1;
   $('notif-view').setAttribute('aria-labelledby', unreadOnly ? 'view-unread' : 'view-all');
   $('type-filter').value = type;
-  app.notifications = new Map();
-  app.nextBeforeId = null;
-  renderList();
+  // The old view stays (dimmed, aria-busy) until the new one arrives.
   loadNotifications().catch((err) => handleApiError(err, 'Could not load notifications'));
 }
 
