@@ -9,14 +9,13 @@ use actix::{Actor, ActorFutureExt, AsyncContext, Context, Recipient, WrapFuture}
 use actix_web_actors::ws::{CloseCode, CloseReason};
 use bytestring::ByteString;
 
+use sea_orm::DatabaseConnection;
 use tokio::sync::mpsc;
 
 use super::{
     messages::{Deliver, Group, PushFrame, ToSession},
     muted::MutedTypes,
 };
-use sea_orm::DatabaseConnection;
-
 use crate::{auth::AuthService, layer::ChannelLayer};
 
 /// How often the heartbeat timer pings the next slice of sessions. Short, so each slice is
