@@ -16,4 +16,5 @@ pub mod routes;
 pub mod services;
 pub mod startup;
 pub mod state;
+pub mod type_set;
 pub mod ws;

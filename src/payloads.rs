@@ -130,15 +130,30 @@ pub fn global_removed_push(id: i32) -> ByteString {
 
 /// `{"type":"notification_read","notification_ids":[...],"unread_count":N}`
 pub fn read_push(ids: &[i32], unread_count: u64) -> ByteString {
+    ids_push("notification_read", ids, unread_count)
+}
+
+/// `{"type":"notification_unread","notification_ids":[...],"unread_count":N}`
+pub fn unread_push(ids: &[i32], unread_count: u64) -> ByteString {
+    ids_push("notification_unread", ids, unread_count)
+}
+
+/// `{"type":"notification_deleted","notification_ids":[...],"unread_count":N}`
+pub fn deleted_push(ids: &[i32], unread_count: u64) -> ByteString {
+    ids_push("notification_deleted", ids, unread_count)
+}
+
+/// A change to some of a user's notifications, with their unread count after it.
+fn ids_push(kind: &str, ids: &[i32], unread_count: u64) -> ByteString {
     #[derive(Serialize)]
-    struct Read<'a> {
+    struct Changed<'a> {
         #[serde(rename = "type")]
         kind: &'a str,
         notification_ids: &'a [i32],
         unread_count: u64,
     }
-    to_text(&Read {
-        kind: "notification_read",
+    to_text(&Changed {
+        kind,
         notification_ids: ids,
         unread_count,
     })

@@ -24,7 +24,10 @@ use crate::{
     configuration::{Settings, redact},
     domain::{Password, Username},
     error, http_conventions,
-    hub::{NotificationHub, messages::Shutdown},
+    hub::{
+        NotificationHub,
+        messages::{LoadMutedTypes, Shutdown},
+    },
     layer::{ChannelLayer, LayerStatus, redis::RedisConfig},
     limits::{
         connections::{ConnectionCounts, admit_connections},
@@ -229,6 +232,14 @@ impl Application {
         });
         // Entity hooks anywhere in this actix System now reach this hub.
         entity::broadcast::subscribe(hub.clone().recipient());
+        // Before serving: a push must never slip past a mute the hub has not loaded yet.
+        hub.send(LoadMutedTypes { db: db.clone() })
+            .await
+            .map_err(|e| StartupError::Config(format!("the hub stopped while starting: {e}")))?
+            .map_err(|source| StartupError::Database {
+                url: redact(&settings.database_url()),
+                source,
+            })?;
         announcement_expiry::start(db.clone(), hub.downgrade(), announcements_changed);
         retention::start(db.clone(), settings.retention.clone());
 

@@ -1,5 +1,6 @@
-// Herald notification page (`/`): sign-in/register, live list, badge, toasts,
-// browser notifications, announcements banner and connection indicator.
+// Herald notification page (`/`): sign-in/register, live list (All/Unread, type filter, keyset
+// "Load more", mark read/unread, delete, clear read), badge, toasts, muted types, browser
+// notifications, announcements banner and connection indicator.
 import { HeraldClient, apiFetch, ApiError } from '/static/herald.js';
 import { $, el } from '/static/common.js';
 
@@ -20,11 +21,19 @@ const STATE_TEXT = {
   closed: 'Offline',
 };
 
+/** Items per page of the list; "Load more" fetches the next page by keyset (`before_id`). */
+const PAGE_SIZE = 50;
+
 const app = {
   user: null,
   client: null,
-  notifications: new Map(), // id -> notification
+  notifications: new Map(), // id -> notification, those of the current view that are loaded
   unread: 0,
+  view: { unreadOnly: false, type: '' }, // which notifications the list shows
+  nextBeforeId: null, // where the next page starts; null: everything of this view is loaded
+  listRequest: 0, // bumped by each view change: answers for an older view are dropped
+  loadingMore: false,
+  muted: [], // the types this user silenced (saved server-side)
   globals: new Map(), // id -> global notification
   globalsRacing: new Set(), // one Map per list request in flight: the pushes that arrived meanwhile
   globalsTimer: null,
@@ -104,17 +113,24 @@ function setUnread(n) {
   document.title = app.unread > 0 ? `(${app.unread}) Herald — notifications` : 'Herald — notifications';
 }
 
-function recountUnread() {
-  let n = 0;
-  for (const x of app.notifications.values()) if (!x.is_read) n++;
-  return n;
+// Newest first by id, as the server pages them.
+function sortedNotifications() {
+  return [...app.notifications.values()].sort((a, b) => b.id - a.id);
 }
 
-function sortedNotifications() {
-  return [...app.notifications.values()].sort((a, b) => {
-    const t = Date.parse(b.created_at) - Date.parse(a.created_at);
-    return t !== 0 && !Number.isNaN(t) ? t : b.id - a.id;
-  });
+/** Whether `n` belongs in the list as currently filtered. */
+function inView(n) {
+  if (app.view.unreadOnly && n.is_read) return false;
+  if (app.view.type && n.notification_type !== app.view.type) return false;
+  return true;
+}
+
+function listPath(beforeId) {
+  const q = new URLSearchParams({ limit: String(PAGE_SIZE) });
+  if (app.view.unreadOnly) q.set('unread', 'true');
+  if (app.view.type) q.set('type', app.view.type);
+  if (beforeId) q.set('before_id', String(beforeId));
+  return `/api/notifications/?${q}`;
 }
 
 function notificationItem(n) {
@@ -144,18 +160,41 @@ function notificationItem(n) {
         n.is_read ? el('span', { className: 'sr-only' }, 'Read') : el('span', { className: 'sr-only' }, 'Unread'),
       ),
     ),
-    n.is_read
-      ? null
-      : el(
-          'button',
-          {
-            type: 'button',
-            className: 'btn btn-small btn-ghost mark-read',
-            'aria-label': `Mark “${n.title}” as read`,
-            onclick: () => markRead(n.id),
-          },
-          'Mark read',
-        ),
+    el(
+      'div',
+      { className: 'notif-actions' },
+      n.is_read
+        ? el(
+            'button',
+            {
+              type: 'button',
+              className: 'btn btn-small btn-ghost mark-unread',
+              'aria-label': `Mark “${n.title}” as unread`,
+              onclick: () => markUnread(n.id),
+            },
+            'Mark unread',
+          )
+        : el(
+            'button',
+            {
+              type: 'button',
+              className: 'btn btn-small btn-ghost mark-read',
+              'aria-label': `Mark “${n.title}” as read`,
+              onclick: () => markRead(n.id),
+            },
+            'Mark read',
+          ),
+      el(
+        'button',
+        {
+          type: 'button',
+          className: 'btn btn-small btn-danger-ghost delete',
+          'aria-label': `Delete “${n.title}”`,
+          onclick: () => deleteOne(n.id),
+        },
+        'Delete',
+      ),
+    ),
   );
   return li;
 }
@@ -163,35 +202,95 @@ function notificationItem(n) {
 function renderList() {
   const list = $('notif-list');
   const items = sortedNotifications();
-  // Keep keyboard focus stable across re-renders.
-  const focusedId = document.activeElement?.closest?.('.notif')?.dataset.id;
+  // Keep keyboard focus stable across re-renders: on the same item's button of the same kind,
+  // or, when that item left the list, on the item now in its place.
+  const focused = document.activeElement;
+  const focusedItem = focused?.closest?.('.notif');
+  const focusedId = focusedItem?.dataset.id;
+  const focusedKind = focused?.classList?.contains('delete') ? 'button.delete' : 'button';
+  const focusedIndex = focusedItem ? [...list.children].indexOf(focusedItem) : -1;
   list.replaceChildren(...items.map(notificationItem));
   $('notif-empty').hidden = items.length > 0;
+  $('notif-empty-text').textContent =
+    app.view.unreadOnly || app.view.type
+      ? 'Nothing here for this view.'
+      : "You're all caught up. New notifications appear here instantly.";
+  $('load-more').hidden = app.nextBeforeId === null;
   if (focusedId) {
-    const again = list.querySelector(`.notif[data-id="${CSS.escape(focusedId)}"] button, .notif[data-id="${CSS.escape(focusedId)}"] a`);
+    const item = list.querySelector(`.notif[data-id="${CSS.escape(focusedId)}"]`) || list.children[Math.min(focusedIndex, list.children.length - 1)];
+    const again = item?.querySelector(focusedKind) || item?.querySelector('button, a');
     (again || $('notif-title')).focus({ preventScroll: true });
   }
 }
 
+/** Loads the first page of the current view, replacing the list. */
 async function loadNotifications() {
-  const data = await apiFetch('/api/notifications/');
-  const fetched = new Map();
-  let maxId = 0;
-  for (const n of data.notifications || []) {
-    fetched.set(n.id, n);
-    maxId = Math.max(maxId, n.id);
-  }
-  // A push that raced past this snapshot (newer id) is kept.
-  let extraUnread = 0;
-  for (const n of app.notifications.values()) {
-    if (n.id > maxId && !fetched.has(n.id)) {
+  const request = ++app.listRequest;
+  $('notif-view').setAttribute('aria-busy', 'true');
+  try {
+    const data = await apiFetch(listPath(null));
+    if (request !== app.listRequest) return;
+    const fetched = new Map();
+    let maxId = 0;
+    for (const n of data.notifications || []) {
       fetched.set(n.id, n);
-      if (!n.is_read) extraUnread++;
+      maxId = Math.max(maxId, n.id);
     }
+    // A push that raced past this snapshot (newer id) is kept; the unread count already has it
+    // if it arrived before the count was taken, which cannot be told apart: the next change's
+    // count (every push carries one) puts it right.
+    for (const n of app.notifications.values()) {
+      if (n.id > maxId && !fetched.has(n.id) && inView(n)) fetched.set(n.id, n);
+    }
+    app.notifications = fetched;
+    app.nextBeforeId = typeof data.next_before_id === 'number' ? data.next_before_id : null;
+    if (typeof data.unread_count === 'number') setUnread(data.unread_count);
+    renderList();
+  } finally {
+    if (request === app.listRequest) $('notif-view').setAttribute('aria-busy', 'false');
   }
-  app.notifications = fetched;
-  setUnread((typeof data.unread_count === 'number' ? data.unread_count : recountUnread()) + extraUnread);
-  renderList();
+}
+
+/** Appends the next page of the current view (keyset: items older than the last one loaded). */
+async function loadMore() {
+  if (app.nextBeforeId === null || app.loadingMore) return;
+  const request = app.listRequest;
+  const btn = $('load-more');
+  // Not `disabled`: that would drop keyboard focus from the button.
+  app.loadingMore = true;
+  btn.setAttribute('aria-busy', 'true');
+  try {
+    const data = await apiFetch(listPath(app.nextBeforeId));
+    if (request !== app.listRequest) return;
+    const hadFocus = document.activeElement === btn;
+    const added = data.notifications || [];
+    for (const n of added) app.notifications.set(n.id, n);
+    app.nextBeforeId = typeof data.next_before_id === 'number' ? data.next_before_id : null;
+    if (typeof data.unread_count === 'number') setUnread(data.unread_count);
+    renderList();
+    // The button is gone after the last page: keyboard focus goes on to the first item it loaded.
+    if (hadFocus && app.nextBeforeId === null) {
+      const item = added[0] && $('notif-list').querySelector(`.notif[data-id="${added[0].id}"]`);
+      (item?.querySelector('a, button') || $('notif-title')).focus({ preventScroll: true });
+    }
+  } catch (err) {
+    handleApiError(err, 'Could not load more notifications');
+  } finally {
+    app.loadingMore = false;
+    btn.removeAttribute('aria-busy');
+  }
+}
+
+function selectView({ unreadOnly = app.view.unreadOnly, type = app.view.type }) {
+  app.view = { unreadOnly, type };
+  $('view-all').setAttribute('aria-selected', String(!unreadOnly));
+  $('view-unread').setAttribute('aria-selected', String(unreadOnly));
+  $('view-all').tabIndex = unreadOnly ? -1 : 0;
+  $('view-unread').tabIndex = unreadOnly ? 0 : -1;
+  $('notif-view').setAttribute('aria-labelledby', unreadOnly ? 'view-unread' : 'view-all');
+  $('type-filter').value = type;
+  // The old view stays (dimmed, aria-busy) until the new one arrives.
+  loadNotifications().catch((err) => handleApiError(err, 'Could not load notifications'));
 }
 
 async function markRead(id) {
@@ -219,17 +318,120 @@ async function markAllRead() {
   }
 }
 
+/** Notifications were read (here, or in another tab: the push); `unreadCount` from the server. */
 function applyRead(ids, unreadCount) {
-  let changed = false;
+  let changed = 0;
   for (const id of ids || []) {
     const n = app.notifications.get(id);
     if (n && !n.is_read) {
       n.is_read = true;
-      changed = true;
+      changed++;
+      // The Unread view shows unread ones only.
+      if (!inView(n)) app.notifications.delete(id);
     }
   }
-  setUnread(typeof unreadCount === 'number' ? unreadCount : recountUnread());
+  setUnread(typeof unreadCount === 'number' ? unreadCount : app.unread - changed);
   if (changed) renderList();
+}
+
+/** Notifications were marked unread. */
+function applyUnread(ids, unreadCount) {
+  let changed = 0;
+  let missing = false;
+  for (const id of ids || []) {
+    const n = app.notifications.get(id);
+    if (n && n.is_read) {
+      n.is_read = false;
+      changed++;
+    } else if (!n) missing = true;
+  }
+  setUnread(typeof unreadCount === 'number' ? unreadCount : app.unread + changed);
+  if (changed) renderList();
+  // The Unread view lacks them (they were read when it loaded): reload it to show them in place.
+  if (missing && app.view.unreadOnly) {
+    loadNotifications().catch((err) => handleApiError(err, 'Could not load notifications'));
+  }
+}
+
+/** Notifications were deleted. */
+function applyDeleted(ids, unreadCount) {
+  let removed = 0;
+  let removedUnread = 0;
+  for (const id of ids || []) {
+    const n = app.notifications.get(id);
+    if (n) {
+      app.notifications.delete(id);
+      removed++;
+      if (!n.is_read) removedUnread++;
+    }
+  }
+  setUnread(typeof unreadCount === 'number' ? unreadCount : app.unread - removedUnread);
+  if (removed) renderList();
+}
+
+async function markUnread(id) {
+  const n = app.notifications.get(id);
+  if (!n || !n.is_read) return;
+  try {
+    await apiFetch(`/api/notifications/${encodeURIComponent(id)}/mark-unread/`, { method: 'POST' });
+    applyUnread([id], null);
+  } catch (err) {
+    handleApiError(err, 'Could not mark the notification as unread');
+  }
+}
+
+async function deleteOne(id) {
+  try {
+    await apiFetch(`/api/notifications/${encodeURIComponent(id)}/`, { method: 'DELETE' });
+    applyDeleted([id], null);
+  } catch (err) {
+    // Already gone (another tab deleted it): the list just catches up.
+    if (err instanceof ApiError && err.status === 404) applyDeleted([id], null);
+    else handleApiError(err, 'Could not delete the notification');
+  }
+}
+
+async function clearRead() {
+  if (!window.confirm('Delete all read notifications? This cannot be undone.')) return;
+  const btn = $('clear-read');
+  btn.disabled = true;
+  try {
+    const data = await apiFetch('/api/notifications/?read=true', { method: 'DELETE' });
+    const read = [...app.notifications.values()].filter((n) => n.is_read).map((n) => n.id);
+    applyDeleted(read, null);
+    flash(data.count === 1 ? '1 read notification deleted.' : `${data.count} read notifications deleted.`, 'info');
+  } catch (err) {
+    handleApiError(err, 'Could not clear read notifications');
+  } finally {
+    btn.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------- muted types
+
+async function loadPreferences() {
+  const data = await apiFetch('/api/preferences/');
+  app.muted = Array.isArray(data.muted_types) ? data.muted_types : [];
+  for (const box of document.querySelectorAll('#settings-form input[name=muted]')) box.checked = app.muted.includes(box.value);
+}
+
+async function savePreferences(e) {
+  e.preventDefault();
+  const status = $('settings-status');
+  const btn = $('settings-save');
+  const muted = [...document.querySelectorAll('#settings-form input[name=muted]:checked')].map((b) => b.value);
+  btn.disabled = true;
+  status.textContent = 'Saving…';
+  try {
+    const data = await apiFetch('/api/preferences/', { method: 'PUT', body: { muted_types: muted } });
+    app.muted = data.muted_types || [];
+    status.textContent = app.muted.length === 0 ? 'Saved: every type alerts.' : `Saved: ${app.muted.length} muted.`;
+  } catch (err) {
+    status.textContent = '';
+    handleApiError(err, 'Could not save the settings');
+  } finally {
+    btn.disabled = false;
+  }
 }
 
 function handleApiError(err, what) {
@@ -424,9 +626,11 @@ function startLive() {
     const n = e.detail.notification;
     if (!n || typeof n.id !== 'number') return;
     const known = app.notifications.has(n.id);
-    app.notifications.set(n.id, n);
+    if (inView(n)) {
+      app.notifications.set(n.id, n);
+      renderList();
+    }
     if (!known && !n.is_read) setUnread(app.unread + 1);
-    renderList();
     if (!known) {
       toast({ title: n.title, message: n.message, level: 'info', kind: 'notification', link: n.link });
       browserNotify(n.title, n.message, `herald-${n.id}`, n.link);
@@ -459,6 +663,14 @@ function startLive() {
     applyRead(e.detail.notification_ids, e.detail.unread_count);
   });
 
+  client.addEventListener('notification_unread', (e) => {
+    applyUnread(e.detail.notification_ids, e.detail.unread_count);
+  });
+
+  client.addEventListener('notification_deleted', (e) => {
+    applyDeleted(e.detail.notification_ids, e.detail.unread_count);
+  });
+
   client.addEventListener('error', (e) => {
     console.warn('herald:', e.detail && e.detail.error);
   });
@@ -484,13 +696,17 @@ function showSignedIn(user) {
   $('admin-link').hidden = user.role !== 'admin';
   renderBrowserNotifControl();
   setUnread(0);
-  loadNotifications().catch((err) => handleApiError(err, 'Could not load notifications'));
+  $('settings-status').textContent = '';
+  selectView({ unreadOnly: false, type: '' });
+  loadPreferences().catch((err) => handleApiError(err, 'Could not load the settings'));
   startLive();
 }
 
 function showSignedOut() {
   app.user = null;
   app.notifications.clear();
+  app.nextBeforeId = null;
+  app.listRequest++;
   $('notif-list').replaceChildren();
   setUnread(0);
   selectTab('signin');
@@ -631,6 +847,22 @@ function wireAuthForms() {
 function boot() {
   wireAuthForms();
   $('mark-all-read').addEventListener('click', markAllRead);
+  $('clear-read').addEventListener('click', clearRead);
+  $('load-more').addEventListener('click', loadMore);
+  $('view-all').addEventListener('click', () => selectView({ unreadOnly: false }));
+  $('view-unread').addEventListener('click', () => selectView({ unreadOnly: true }));
+  for (const id of ['view-all', 'view-unread']) {
+    $(id).addEventListener('keydown', (e) => {
+      if (e.key === 'ArrowLeft' || e.key === 'ArrowRight') {
+        const unreadOnly = id === 'view-all';
+        selectView({ unreadOnly });
+        $(unreadOnly ? 'view-unread' : 'view-all').focus();
+        e.preventDefault();
+      }
+    });
+  }
+  $('type-filter').addEventListener('change', (e) => selectView({ type: e.currentTarget.value }));
+  $('settings-form').addEventListener('submit', savePreferences);
   $('enable-browser-notifs').addEventListener('click', enableBrowserNotifications);
   $('bell').addEventListener('click', () => {
     $('notif-panel').scrollIntoView({ behavior: 'smooth', block: 'start' });

@@ -12,7 +12,8 @@
 // Events (all CustomEvent, payload in `event.detail`):
 //   - one event per server message type, named after `type`:
 //       `notification`, `global_notification`, `global_notification_removed`
-//       (detail.id: an announcement stopped being live), `notification_read`, `error`, …
+//       (detail.id: an announcement stopped being live), `notification_read`,
+//       `notification_unread`, `notification_deleted`, `error`, …
 //     detail = the parsed message. Every message is also dispatched as `message`.
 //   - `statechange`  detail = { state, previous, reason }
 //   - `open`         detail = { reconnected }  (reconnected: a connection existed

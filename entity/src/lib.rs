@@ -9,5 +9,6 @@ pub mod changes;
 pub mod global_notification;
 pub mod idempotency_key;
 pub mod notification;
+pub mod notification_preference;
 pub mod transaction;
 pub mod user;

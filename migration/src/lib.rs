@@ -3,6 +3,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_create_tables;
 mod m20261201_000001_admin_idempotency_keys;
+mod m20261201_000018_inbox;
 
 /// Every migration of Herald, oldest first.
 pub struct Migrator;
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_create_tables::Migration),
             Box::new(m20261201_000001_admin_idempotency_keys::Migration),
+            Box::new(m20261201_000018_inbox::Migration),
         ]
     }
 }

@@ -1,15 +1,16 @@
 //! How the hub answers each message.
-use actix::{Context, Handler};
+use actix::{ActorFutureExt, AsyncContext, Context, Handler, ResponseActFuture, WrapFuture};
 use actix_web_actors::ws::{CloseCode, CloseReason};
 
 use super::{
     messages::{
-        AnnouncementsExpired, Connect, CreatedNotification, Disconnect, FromLayer, Group, HubStats, NotificationsRead,
-        RevokeCredential, Shutdown, Stats, ToSession, TooSlow,
+        AnnouncementsExpired, Connect, CreatedNotification, Disconnect, FromLayer, Group, HubStats, LoadMutedTypes,
+        NotificationsDeleted, NotificationsRead, NotificationsUnread, RevokeCredential, SetMutedTypes, Shutdown, Stats,
+        ToSession, TooSlow,
     },
     server::{Member, NotificationHub, SessionInfo},
 };
-use crate::{layer::LayerEvent, payloads};
+use crate::{layer::LayerEvent, payloads, services::preferences};
 
 impl Handler<Connect> for NotificationHub {
     type Result = ();
@@ -58,7 +59,13 @@ impl Handler<CreatedNotification> for NotificationHub {
     /// Serialized once here; every socket gets the same shared bytes.
     fn handle(&mut self, msg: CreatedNotification, _: &mut Context<Self>) {
         match msg {
-            CreatedNotification::User(n) => self.broadcast(Group::User(n.user_id), payloads::notification_push(&n)),
+            CreatedNotification::User(n) => {
+                // Muted: saved and listed, never pushed (on no node: this is the one that saved it).
+                if self.muted.is_muted(n.user_id, &n.notification_type) {
+                    return;
+                }
+                self.broadcast(Group::User(n.user_id), payloads::notification_push(&n))
+            }
             CreatedNotification::Global(g) => {
                 self.broadcast(Group::Global, payloads::global_push(&g));
                 self.announcements_changed();
@@ -91,6 +98,56 @@ impl Handler<NotificationsRead> for NotificationHub {
     }
 }
 
+impl Handler<NotificationsUnread> for NotificationHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: NotificationsUnread, _: &mut Context<Self>) {
+        let text = payloads::unread_push(&msg.ids, msg.unread_count);
+        self.broadcast(Group::User(msg.user_id), text);
+    }
+}
+
+impl Handler<NotificationsDeleted> for NotificationHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: NotificationsDeleted, _: &mut Context<Self>) {
+        let text = payloads::deleted_push(&msg.ids, msg.unread_count);
+        self.broadcast(Group::User(msg.user_id), text);
+    }
+}
+
+impl Handler<SetMutedTypes> for NotificationHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetMutedTypes, _: &mut Context<Self>) {
+        self.layer.publish_muted(msg.user_id, msg.muted);
+        self.muted.set(msg.user_id, msg.muted);
+    }
+}
+
+impl Handler<LoadMutedTypes> for NotificationHub {
+    type Result = ResponseActFuture<Self, Result<(), sea_orm::DbErr>>;
+
+    fn handle(&mut self, msg: LoadMutedTypes, _: &mut Context<Self>) -> Self::Result {
+        self.preferences_db = Some(msg.db.clone());
+        self.muted.loading();
+        Box::pin(
+            async move { preferences::all_muted(&msg.db).await }
+                .into_actor(self)
+                .map(|loaded, hub, _| match loaded {
+                    Ok(all) => {
+                        hub.muted.loaded(all);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        hub.muted.load_failed();
+                        Err(e)
+                    }
+                }),
+        )
+    }
+}
+
 impl Handler<RevokeCredential> for NotificationHub {
     type Result = ();
 
@@ -116,7 +173,19 @@ impl Handler<FromLayer> for NotificationHub {
                 credential_id,
                 token_hash,
             } => self.close_credential(credential_id, &token_hash),
-            LayerEvent::Reconnected => self.recheck_credentials(ctx),
+            LayerEvent::Muted { user_id, muted } => self.muted.set(user_id, muted),
+            LayerEvent::Reconnected => {
+                self.recheck_credentials(ctx);
+                // Another node's mute change may have been missed meanwhile.
+                if let Some(db) = self.preferences_db.clone() {
+                    let reload = self.handle(LoadMutedTypes { db }, ctx);
+                    ctx.spawn(reload.map(|loaded, _, _| {
+                        if let Err(e) = loaded {
+                            log::warn!("cannot reload muted types after the channel layer came back: {e}");
+                        }
+                    }));
+                }
+            }
         }
     }
 }

@@ -9,7 +9,9 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use entity::broadcast::CreatedNotification;
 
-use crate::layer::LayerEvent;
+use sea_orm::DatabaseConnection;
+
+use crate::{layer::LayerEvent, type_set::TypeSet};
 
 /// A broadcast group, named as in the seed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -118,6 +120,40 @@ pub struct NotificationsRead {
 #[rtype(result = "()")]
 pub struct AnnouncementsExpired {
     pub ids: Vec<i32>,
+}
+
+/// Notifications of `user_id` were marked unread: every socket of that user learns it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NotificationsUnread {
+    pub user_id: i32,
+    pub ids: Vec<i32>,
+    pub unread_count: u64,
+}
+
+/// Notifications of `user_id` were deleted: every socket of that user learns it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NotificationsDeleted {
+    pub user_id: i32,
+    pub ids: Vec<i32>,
+    pub unread_count: u64,
+}
+
+/// `user_id` changed the types they mute: the hub (of every node) stops pushing those live.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetMutedTypes {
+    pub user_id: i32,
+    pub muted: TypeSet,
+}
+
+/// Load every user's muted types from the database (at start-up; again after a channel-layer
+/// outage, when other nodes' changes may have been missed).
+#[derive(Message)]
+#[rtype(result = "Result<(), sea_orm::DbErr>")]
+pub struct LoadMutedTypes {
+    pub db: DatabaseConnection,
 }
 
 /// A login was revoked: close the sockets opened with it, on every node.

@@ -1,6 +1,7 @@
 //! The `NotificationHub` actor: owns group membership and fans pushes out to the sessions.
 mod handlers;
 pub mod messages;
+mod muted;
 mod server;
 
 pub use messages::Group;

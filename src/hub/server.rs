@@ -9,9 +9,13 @@ use actix::{Actor, ActorFutureExt, AsyncContext, Context, Recipient, WrapFuture}
 use actix_web_actors::ws::{CloseCode, CloseReason};
 use bytestring::ByteString;
 
+use sea_orm::DatabaseConnection;
 use tokio::sync::{Notify, mpsc};
 
-use super::messages::{Deliver, Group, PushFrame, ToSession};
+use super::{
+    messages::{Deliver, Group, PushFrame, ToSession},
+    muted::MutedTypes,
+};
 use crate::{auth::AuthService, layer::ChannelLayer, metrics::Metrics};
 
 /// How often the heartbeat timer pings the next slice of sessions. Short, so each slice is
@@ -40,6 +44,12 @@ pub struct NotificationHub {
     pub(super) workers: HashMap<usize, mpsc::Sender<Deliver>>,
     pub(super) layer: ChannelLayer,
     pub(super) auth: Arc<AuthService>,
+    /// Each user's muted types (only users who mute something): their pushes are dropped here,
+    /// before any socket or node sees them. Kept for every user, not just connected ones, so the
+    /// node that saves a notification can decide without a query.
+    pub(super) muted: MutedTypes,
+    /// Where the muted types are reloaded from after a channel-layer outage.
+    pub(super) preferences_db: Option<DatabaseConnection>,
     /// How often every session is told to ping its peer.
     heartbeat_interval: Duration,
     /// Counts pushes (once each), open sessions and slow sockets.
@@ -62,6 +72,8 @@ impl NotificationHub {
             workers: HashMap::new(),
             layer,
             auth,
+            muted: MutedTypes::default(),
+            preferences_db: None,
             heartbeat_interval,
             metrics,
             announcements_changed: None,

@@ -13,7 +13,7 @@ use std::sync::{
 use bytestring::ByteString;
 
 use self::redis::RedisLayer;
-use crate::hub::Group;
+use crate::{hub::Group, type_set::TypeSet};
 
 /// What one node tells the others.
 #[derive(Debug, Clone)]
@@ -22,6 +22,8 @@ pub enum LayerEvent {
     Deliver { group: Group, text: ByteString },
     /// A login was revoked: drop it from caches and close its sockets.
     Revoke { credential_id: i32, token_hash: String },
+    /// A user changed their muted types.
+    Muted { user_id: i32, muted: TypeSet },
     /// The layer (re)connected: revocations published while it was down were missed, so the
     /// hub re-checks its sessions' logins against the database.
     Reconnected,
@@ -67,6 +69,14 @@ impl ChannelLayer {
         match self {
             ChannelLayer::InProcess => {}
             ChannelLayer::Redis(redis) => redis.publish_revoke(credential_id, token_hash),
+        }
+    }
+
+    /// Carries a user's new muted types to the other nodes.
+    pub fn publish_muted(&self, user_id: i32, muted: TypeSet) {
+        match self {
+            ChannelLayer::InProcess => {}
+            ChannelLayer::Redis(redis) => redis.publish_muted(user_id, muted),
         }
     }
 

@@ -2,7 +2,7 @@
 //!
 //! Channels, under a configurable prefix (default `herald`):
 //! - `{prefix}:global`: announcements; every node subscribes.
-//! - `{prefix}:control`: revocations; every node subscribes.
+//! - `{prefix}:control`: revocations and mute changes; every node subscribes.
 //! - `{prefix}:user:{id}`: one user's pushes; a node subscribes while it has that user's sockets,
 //!   so per-user traffic reaches only the nodes that need it.
 //!
@@ -39,6 +39,7 @@ use crate::{
     auth::AuthService,
     configuration::redact,
     hub::{Group, messages::FromLayer},
+    type_set::TypeSet,
 };
 
 /// Publishes waiting for the task; past this the hub drops them (clients catch up over REST).
@@ -191,6 +192,29 @@ impl RedisLayer {
         self.shared.wake();
     }
 
+    /// Records a mute change for the other nodes, kept like a revocation until Redis is reachable
+    /// (a node that missed it would keep pushing what the user muted).
+    pub fn publish_muted(&self, user_id: i32, muted: TypeSet) {
+        let stored = muted.to_stored();
+        let control = frame(
+            &self.node,
+            &Control::Mute {
+                user_id,
+                muted: &stored,
+            }
+            .encode(),
+        );
+        {
+            let mut pending = self.shared.revocations.lock().unwrap_or_else(|e| e.into_inner());
+            if pending.len() >= MAX_PENDING_REVOCATIONS {
+                pending.pop_front();
+                log::warn!("channel layer: too many unpublished control messages, dropping the oldest");
+            }
+            pending.push_back(control);
+        }
+        self.shared.wake();
+    }
+
     /// This node has sockets in `group`: receive its traffic.
     pub fn join(&self, group: Group) {
         self.change(group, true);
@@ -288,6 +312,8 @@ fn unframe(payload: &[u8]) -> Option<(&str, &str)> {
 enum Control<'a> {
     /// `revoke {credential id} {token hash}`
     Revoke { credential_id: i32, token_hash: &'a str },
+    /// `mute {user id} {types}`: the user's muted types, comma-separated; `-` for none.
+    Mute { user_id: i32, muted: &'a str },
 }
 
 impl<'a> Control<'a> {
@@ -297,6 +323,9 @@ impl<'a> Control<'a> {
                 credential_id,
                 token_hash,
             } => format!("revoke {credential_id} {token_hash}"),
+            Control::Mute { user_id, muted } => {
+                format!("mute {user_id} {}", if muted.is_empty() { "-" } else { muted })
+            }
         }
     }
 
@@ -306,6 +335,10 @@ impl<'a> Control<'a> {
             ("revoke", id, token_hash, None) if !token_hash.is_empty() => Some(Control::Revoke {
                 credential_id: id.parse().ok()?,
                 token_hash,
+            }),
+            ("mute", id, muted, None) if !muted.is_empty() => Some(Control::Mute {
+                user_id: id.parse().ok()?,
+                muted: if muted == "-" { "" } else { muted },
             }),
             _ => None,
         }
@@ -562,6 +595,10 @@ impl Task {
                     credential_id,
                     token_hash: token_hash.to_string(),
                 },
+                Some(Control::Mute { user_id, muted }) => LayerEvent::Muted {
+                    user_id,
+                    muted: TypeSet::from_stored(muted),
+                },
                 None => {
                     log::warn!("channel layer: ignoring an unknown control message");
                     return;
@@ -661,6 +698,16 @@ mod tests {
         assert_eq!(Control::parse("revoke 1"), None);
         assert_eq!(Control::parse("revoke 1 abc extra"), None);
         assert_eq!(Control::parse("shutdown"), None);
+    }
+
+    #[test]
+    fn mute_changes_round_trip_through_the_control_encoding() {
+        for muted in ["job_post,message", ""] {
+            let encoded = Control::Mute { user_id: 7, muted }.encode();
+            assert_eq!(Control::parse(&encoded), Some(Control::Mute { user_id: 7, muted }));
+        }
+        assert_eq!(Control::parse("mute x job_post"), None);
+        assert_eq!(Control::parse("mute 1"), None);
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod global_notifications;
 pub mod health;
 pub mod notifications;
 pub mod pages;
+pub mod preferences;
 
 use actix_web::web;
 
@@ -15,6 +16,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         // Before `notifications`: its `{id}` segment would match `bulk`.
         .configure(bulk::config)
         .configure(notifications::config)
+        .configure(preferences::config)
         .configure(global_notifications::config)
         .configure(admin::config)
         .configure(health::config)

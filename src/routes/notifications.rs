@@ -1,4 +1,4 @@
-//! `/api/notifications/`: the caller's notifications; admins create them.
+//! `/api/notifications/`: the caller's notifications (listed, marked, deleted); admins create them.
 use actix_web::{HttpRequest, HttpResponse, mime, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -12,45 +12,92 @@ use crate::{
     services::{
         group_commit::{self, NewNotification},
         idempotency::{self, Answer},
-        notifications,
+        notifications::{self, ListFilter},
     },
     state::AppState,
+    type_set::TypeSet,
 };
 
-/// Page size when the client does not ask for one, and the most it may ask for.
-const DEFAULT_PAGE: u64 = 100;
+/// The most items a client may ask for in one page (without `limit` it gets them all).
 const MAX_PAGE: u64 = 1000;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/api/notifications/")
             .route(web::get().to(list))
-            .route(web::post().to(create)),
+            .route(web::post().to(create))
+            .route(web::delete().to(delete_read)),
     )
     .service(web::resource("/api/notifications/mark-all-read/").route(web::post().to(mark_all_read)))
-    .service(web::resource("/api/notifications/{id}/mark-read/").route(web::post().to(mark_read)));
+    .service(web::resource("/api/notifications/{id}/mark-read/").route(web::post().to(mark_read)))
+    .service(web::resource("/api/notifications/{id}/mark-unread/").route(web::post().to(mark_unread)))
+    // Digits only, so that named paths beside it (`mark-all-read/`, others' `bulk/`) stay theirs.
+    .service(web::resource("/api/notifications/{id:\\d+}/").route(web::delete().to(delete)));
 }
 
-#[derive(Deserialize)]
-struct Page {
-    limit: Option<u64>,
-    offset: Option<u64>,
+/// Reads the list's query: `limit`, `before_id`, `unread`, `type` (repeated or comma-separated).
+/// Anything else, a repeated single parameter or a bad value is 400: a client sending the old
+/// `offset`, or a misspelt filter, would otherwise get a list it did not ask for.
+fn list_filter(params: &[(String, String)]) -> Result<ListFilter, ApiError> {
+    let mut filter = ListFilter::default();
+    let mut seen: Vec<&str> = Vec::new();
+    let mut types: Vec<&str> = Vec::new();
+    for (name, value) in params {
+        if name != "type" {
+            if seen.contains(&name.as_str()) {
+                return Err(ApiError::BadRequest(format!("{name} may be given once")));
+            }
+            seen.push(name);
+        }
+        match name.as_str() {
+            "limit" => {
+                filter.limit = Some(
+                    value
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=MAX_PAGE).contains(n))
+                        .ok_or_else(|| {
+                            ApiError::BadRequest(format!("limit must be an integer from 1 to {MAX_PAGE}"))
+                        })?,
+                );
+            }
+            "before_id" => {
+                filter.before_id = Some(
+                    value
+                        .parse()
+                        .ok()
+                        .filter(|n: &i64| *n > 0)
+                        .ok_or_else(|| ApiError::BadRequest("before_id must be a positive integer".into()))?,
+                );
+            }
+            "unread" => {
+                filter.unread_only = match value.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(ApiError::BadRequest("unread must be true or false".into())),
+                };
+            }
+            "type" => types.extend(value.split(',')),
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown parameter {name:?}; expected limit, before_id, unread or type"
+                )));
+            }
+        }
+    }
+    filter.types = TypeSet::parse("type", types)?;
+    Ok(filter)
 }
 
 async fn list(
     state: web::Data<AppState>,
     current: CurrentUser,
-    page: web::Query<Page>,
+    params: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = page.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
-    // The SQLite binding converts to i64 and panics past it (sea-query-sqlx): refuse here.
-    let offset = page.offset.unwrap_or(0);
-    if i64::try_from(offset).is_err() {
-        return Err(ApiError::BadRequest("offset is too large".into()));
-    }
+    let filter = list_filter(&params)?;
     let body = state
         .notification_lists
-        .body(&state.db, current.user().id, limit, offset)
+        .body(&state.db, current.user().id, filter)
         .await?;
     Ok(HttpResponse::Ok().content_type(mime::APPLICATION_JSON).body(body))
 }
@@ -62,6 +109,44 @@ async fn mark_read(
 ) -> Result<HttpResponse, ApiError> {
     notifications::mark_read(&state.db, &state.hub, current.user().id, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(json!({ "success": true, "message": "Notification marked as read" })))
+}
+
+async fn mark_unread(
+    state: web::Data<AppState>,
+    current: CurrentUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    notifications::mark_unread(&state.db, &state.hub, current.user().id, id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(json!({ "success": true, "message": "Notification marked as unread" })))
+}
+
+async fn delete(
+    state: web::Data<AppState>,
+    current: CurrentUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    notifications::delete(&state.db, &state.hub, current.user().id, id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(json!({ "success": true, "message": "Notification deleted" })))
+}
+
+/// `DELETE /api/notifications/?read=true`: only the read ones may go in bulk, and the client
+/// must say so; any other query is 400, so nothing is deleted by accident.
+async fn delete_read(
+    state: web::Data<AppState>,
+    current: CurrentUser,
+    params: web::Query<Vec<(String, String)>>,
+) -> Result<HttpResponse, ApiError> {
+    if params.as_slice() != [("read".to_string(), "true".to_string())] {
+        return Err(ApiError::BadRequest(
+            "only read notifications can be deleted together: DELETE /api/notifications/?read=true".into(),
+        ));
+    }
+    let count = notifications::delete_read(&state.db, &state.hub, current.user().id).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "success": true,
+        "message": format!("{count} notifications deleted"),
+        "count": count,
+    })))
 }
 
 async fn mark_all_read(state: web::Data<AppState>, current: CurrentUser) -> Result<HttpResponse, ApiError> {

@@ -5,3 +5,4 @@ pub mod global_notifications;
 pub mod group_commit;
 pub mod idempotency;
 pub mod notifications;
+pub mod preferences;

@@ -1,7 +1,7 @@
-//! Personal notifications: list, create, mark read.
+//! Personal notifications: list, create, mark read or unread, delete.
 //!
-//! Creating is `group_commit`'s: the entity pushes what it saves. Marking read tells the hub so
-//! every socket of the user updates its badge.
+//! Creating is `group_commit`'s: the entity pushes what it saves. Marking read or unread and
+//! deleting tell the hub so every socket of the user updates its list and badge.
 use std::{
     collections::HashMap,
     sync::Mutex,
@@ -12,41 +12,60 @@ use actix::Addr;
 use bytes::Bytes;
 use entity::notification;
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
+    ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    Select, sea_query::Expr,
 };
 
 use crate::{
     error::ApiError,
-    hub::{NotificationHub, messages::NotificationsRead},
+    hub::{
+        NotificationHub,
+        messages::{NotificationsDeleted, NotificationsRead, NotificationsUnread},
+    },
     payloads::NotificationView,
+    type_set::TypeSet,
 };
 
 /// How long a cached page may lag a write made outside this process.
 const LIST_TTL: Duration = Duration::from_secs(1);
 /// Bytes of cached pages kept at most; past it the cache starts over. Pages are bodies of at
-/// most `MAX_PAGE` items, so a client walking offsets cannot grow memory past this.
+/// most `MAX_PAGE` items, so a client walking pages cannot grow memory past this.
 const LIST_CACHE_MAX_BYTES: usize = 64 * 1024 * 1024;
 /// A page larger than this is served but not kept (a few users' long pages would crowd out
 /// everyone's first page).
 const LIST_CACHE_MAX_PAGE_BYTES: usize = 256 * 1024;
 
-/// Serialized list pages per (user, limit, offset), reused while that user's notifications have
-/// not changed (`entity::changes`). Only for a single node: with several nodes another node's
-/// write would go unseen, so there the cache is off and every request reads the database.
+/// Which of a user's notifications a list request wants; the default is all of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ListFilter {
+    /// At most this many, newest first; `None`: no limit.
+    pub limit: Option<u64>,
+    /// Keyset paging: only ids below this one.
+    pub before_id: Option<i64>,
+    pub unread_only: bool,
+    /// Only these types; empty: every type.
+    pub types: TypeSet,
+}
+
+/// Serialized list pages per (user, filter), reused while that user's notifications have not
+/// changed (`entity::changes`). Only for a single node: with several nodes another node's write
+/// would go unseen, so there the cache is off and every request reads the database.
 pub struct ListCache {
     enabled: bool,
     pages: Mutex<CachedPages>,
 }
 
+type PageKey = (i32, ListFilter);
+
 #[derive(Default)]
 struct CachedPages {
-    by_key: HashMap<(i32, u64, u64), CachedPage>,
+    by_key: HashMap<PageKey, CachedPage>,
     bytes: usize,
 }
 
 impl CachedPages {
     /// Keeps `page` unless it is too large; starts over when the byte budget would be exceeded.
-    fn insert(&mut self, key: (i32, u64, u64), page: CachedPage) {
+    fn insert(&mut self, key: PageKey, page: CachedPage) {
         if page.body.len() > LIST_CACHE_MAX_PAGE_BYTES {
             return;
         }
@@ -74,15 +93,9 @@ impl ListCache {
         }
     }
 
-    /// The body of `GET /api/notifications/` for this user and page.
-    pub async fn body(
-        &self,
-        db: &DatabaseConnection,
-        user_id: i32,
-        limit: u64,
-        offset: u64,
-    ) -> Result<Bytes, ApiError> {
-        let key = (user_id, limit, offset);
+    /// The body of `GET /api/notifications/` for this user and filter.
+    pub async fn body(&self, db: &DatabaseConnection, user_id: i32, filter: ListFilter) -> Result<Bytes, ApiError> {
+        let key = (user_id, filter);
         // Read before the query: a write racing it leaves the entry with an outdated version.
         let version = entity::changes::notifications_version(user_id);
         if self.enabled
@@ -92,12 +105,13 @@ impl ListCache {
         {
             return Ok(page.body.clone());
         }
-        let listing = list(db, user_id, limit, offset).await?;
+        let listing = list(db, user_id, filter).await?;
         let items: Vec<NotificationView> = listing.notifications.iter().map(NotificationView::from).collect();
         let body = Bytes::from(crate::http_conventions::json_line(&NotificationPage {
             count: listing.count,
             unread_count: listing.unread_count,
             notifications: items,
+            next_before_id: listing.next_before_id,
         }));
         if self.enabled {
             let page = CachedPage {
@@ -111,22 +125,27 @@ impl ListCache {
     }
 }
 
-/// A user's notifications, newest first, with the total and unread counts.
+/// A page of a user's notifications, newest first, with the user's total and unread counts.
 pub struct Listing {
     pub count: u64,
     pub unread_count: u64,
     pub notifications: Vec<notification::Model>,
+    /// Set when `limit` cut the page: the `before_id` of the next one.
+    pub next_before_id: Option<i32>,
 }
 
-/// `GET /api/notifications/`'s shape: the totals, then the page.
+/// `GET /api/notifications/`'s shape: the totals, then the page, and where the next page starts
+/// when `limit` cut this one.
 #[derive(serde::Serialize)]
 struct NotificationPage<'a> {
     count: u64,
     unread_count: u64,
     notifications: Vec<crate::payloads::NotificationView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_before_id: Option<i32>,
 }
 
-/// A row of the list with the user's totals alongside (window functions: one round trip).
+/// A row of the page with the user's totals alongside (one round trip).
 #[derive(sea_orm::FromQueryResult)]
 struct ListedRow {
     #[sea_orm(nested)]
@@ -135,22 +154,49 @@ struct ListedRow {
     unread: i64,
 }
 
-/// The newest `limit` notifications of `user_id` (after `offset`), with counts over all of them.
-pub async fn list(db: &DatabaseConnection, user_id: i32, limit: u64, offset: u64) -> Result<Listing, ApiError> {
+/// The page's query: the rows `filter` selects, newest first, with the user's totals.
+fn page_query(backend: DbBackend, user_id: i32, filter: ListFilter) -> Select<notification::Entity> {
+    // With `user_id = ?`, PostgreSQL may walk the primary key backwards and filter by user,
+    // reading every newer row of everyone else (its estimate assumes a user's rows are spread
+    // evenly). A one-value range leaves (user_id, id) the only index giving `user_id, id DESC`.
+    // SQLite takes that index either way, and only with `=` does it bound the scan by `id < ?`.
+    let user = match backend {
+        DbBackend::Postgres => notification::Column::UserId.between(user_id, user_id),
+        _ => notification::Column::UserId.eq(user_id),
+    };
+    // The totals ignore the filters, so they are subqueries rather than window functions over
+    // the page. `user_id` is an integer, safe to write into the SQL.
+    let total = format!("(SELECT COUNT(*) FROM notifications AS c WHERE c.user_id = {user_id})");
+    let unread = format!("(SELECT COUNT(*) FROM notifications AS c WHERE c.user_id = {user_id} AND c.is_read = FALSE)");
+    let mut page = notification::Entity::find()
+        .filter(user)
+        .column_as(Expr::cust(total), "total")
+        .column_as(Expr::cust(unread), "unread")
+        .order_by_desc(notification::Column::UserId)
+        .order_by_desc(notification::Column::Id);
+    if let Some(before_id) = filter.before_id {
+        page = page.filter(notification::Column::Id.lt(before_id));
+    }
+    if filter.unread_only {
+        page = page.filter(notification::Column::IsRead.eq(false));
+    }
+    if !filter.types.is_empty() {
+        page = page.filter(notification::Column::NotificationType.is_in(filter.types.names()));
+    }
+    if let Some(limit) = filter.limit {
+        // One more than asked tells whether a next page exists.
+        page = page.limit(limit + 1);
+    }
+    page
+}
+
+/// The notifications of `user_id` that `filter` selects, newest (highest id) first, with the
+/// counts over all of theirs. Ordering by id alone makes the keyset exact; both counts and the
+/// page are served by the indexes on (user_id, id) and (user_id, is_read, id).
+pub async fn list(db: &DatabaseConnection, user_id: i32, filter: ListFilter) -> Result<Listing, ApiError> {
     let mine = notification::Entity::find().filter(notification::Column::UserId.eq(user_id));
-    // Each database round trip is a thread hand-off in sqlx's SQLite driver: the page carries
-    // the counts with it, and only an empty page needs a second query.
-    let rows: Vec<ListedRow> = mine
-        .clone()
-        .column_as(Expr::cust("COUNT(*) OVER ()"), "total")
-        .column_as(Expr::cust("SUM(CASE WHEN is_read THEN 0 ELSE 1 END) OVER ()"), "unread")
-        .order_by_desc(notification::Column::CreatedAt)
-        .order_by_desc(notification::Column::Id)
-        .limit(limit)
-        .offset(offset)
-        .into_model()
-        .all(db)
-        .await?;
+    let page = page_query(db.get_database_backend(), user_id, filter);
+    let mut rows: Vec<ListedRow> = page.into_model().all(db).await?;
     let (count, unread_count) = match rows.first() {
         Some(first) => (first.total, first.unread),
         None => mine
@@ -165,10 +211,18 @@ pub async fn list(db: &DatabaseConnection, user_id: i32, limit: u64, offset: u64
             .await?
             .unwrap_or((0, 0)),
     };
+    let mut next_before_id = None;
+    if let Some(limit) = filter.limit
+        && rows.len() as u64 > limit
+    {
+        rows.truncate(limit as usize);
+        next_before_id = rows.last().map(|r| r.notification.id);
+    }
     Ok(Listing {
         count: count.max(0) as u64,
         unread_count: unread_count.max(0) as u64,
         notifications: rows.into_iter().map(|r| r.notification).collect(),
+        next_before_id,
     })
 }
 
@@ -242,8 +296,86 @@ pub async fn mark_all_read(
     Ok(updated.rows_affected)
 }
 
+/// Marks one of `user_id`'s notifications unread (again fine); 404 for anyone else's or unknown.
+pub async fn mark_unread(
+    db: &DatabaseConnection,
+    hub: &Addr<NotificationHub>,
+    user_id: i32,
+    id: i64,
+) -> Result<(), ApiError> {
+    let id = i32::try_from(id).map_err(|_| ApiError::NotFound)?;
+    let updated = notification::Entity::update_many()
+        .col_expr(notification::Column::IsRead, false.into())
+        .filter(notification::Column::Id.eq(id))
+        .filter(notification::Column::UserId.eq(user_id))
+        .exec(db)
+        .await?;
+    if updated.rows_affected == 0 {
+        return Err(ApiError::NotFound);
+    }
+    entity::changes::touch_notifications(user_id);
+    let unread_count = unread_count(db, user_id).await?;
+    hub.do_send(NotificationsUnread {
+        user_id,
+        ids: vec![id],
+        unread_count,
+    });
+    Ok(())
+}
+
+/// Deletes one of `user_id`'s notifications; 404 for anyone else's or unknown.
+pub async fn delete(
+    db: &DatabaseConnection,
+    hub: &Addr<NotificationHub>,
+    user_id: i32,
+    id: i64,
+) -> Result<(), ApiError> {
+    let id = i32::try_from(id).map_err(|_| ApiError::NotFound)?;
+    let deleted = notification::Entity::delete_many()
+        .filter(notification::Column::Id.eq(id))
+        .filter(notification::Column::UserId.eq(user_id))
+        .exec(db)
+        .await?;
+    if deleted.rows_affected == 0 {
+        return Err(ApiError::NotFound);
+    }
+    entity::changes::touch_notifications(user_id);
+    let unread_count = unread_count(db, user_id).await?;
+    hub.do_send(NotificationsDeleted {
+        user_id,
+        ids: vec![id],
+        unread_count,
+    });
+    Ok(())
+}
+
+/// Deletes `user_id`'s read notifications; answers how many.
+pub async fn delete_read(db: &DatabaseConnection, hub: &Addr<NotificationHub>, user_id: i32) -> Result<u64, ApiError> {
+    // RETURNING names exactly the rows deleted, however many, in one statement.
+    let deleted = notification::Entity::delete_many()
+        .filter(notification::Column::UserId.eq(user_id))
+        .filter(notification::Column::IsRead.eq(true))
+        .exec_with_returning(db)
+        .await?;
+    if deleted.is_empty() {
+        return Ok(0);
+    }
+    entity::changes::touch_notifications(user_id);
+    let mut ids: Vec<i32> = deleted.iter().map(|n| n.id).collect();
+    ids.sort_unstable();
+    let unread_count = unread_count(db, user_id).await?;
+    hub.do_send(NotificationsDeleted {
+        user_id,
+        ids,
+        unread_count,
+    });
+    Ok(deleted.len() as u64)
+}
+
 #[cfg(test)]
 mod tests {
+    use sea_orm::QueryTrait;
+
     use super::*;
 
     fn page(len: usize) -> CachedPage {
@@ -254,23 +386,51 @@ mod tests {
         }
     }
 
+    fn filter(limit: u64, before_id: i64) -> ListFilter {
+        ListFilter {
+            limit: Some(limit),
+            before_id: Some(before_id),
+            ..ListFilter::default()
+        }
+    }
+
+    #[test]
+    fn the_page_query_lets_each_database_take_the_user_id_index() {
+        let filter = ListFilter {
+            limit: Some(50),
+            before_id: Some(1000),
+            ..ListFilter::default()
+        };
+        let sql = |backend| page_query(backend, 7, filter).build(backend).to_string();
+        let postgres = sql(DbBackend::Postgres);
+        assert!(postgres.contains(r#""user_id" BETWEEN 7 AND 7"#), "{postgres}");
+        let sqlite = sql(DbBackend::Sqlite);
+        assert!(sqlite.contains(r#""user_id" = 7"#), "{sqlite}");
+        for sql in [postgres, sqlite] {
+            assert!(
+                sql.contains(r#"ORDER BY "notifications"."user_id" DESC, "notifications"."id" DESC LIMIT 51"#),
+                "{sql}"
+            );
+        }
+    }
+
     #[test]
     fn the_page_cache_stays_within_its_byte_budget() {
         let mut pages = CachedPages::default();
-        pages.insert((1, 100, 0), page(1000));
-        pages.insert((1, 100, 0), page(400));
+        pages.insert((1, filter(100, 0)), page(1000));
+        pages.insert((1, filter(100, 0)), page(400));
         assert_eq!(
             (pages.by_key.len(), pages.bytes),
             (1, 400),
             "a replaced page gives its bytes back"
         );
 
-        pages.insert((2, 1000, 0), page(LIST_CACHE_MAX_PAGE_BYTES + 1));
+        pages.insert((2, filter(1000, 0)), page(LIST_CACHE_MAX_PAGE_BYTES + 1));
         assert_eq!(pages.by_key.len(), 1, "oversized pages are not kept");
 
         let per_page = LIST_CACHE_MAX_PAGE_BYTES;
-        for offset in 0..(2 * LIST_CACHE_MAX_BYTES / per_page) as u64 {
-            pages.insert((3, 1000, offset), page(per_page));
+        for before_id in 0..(2 * LIST_CACHE_MAX_BYTES / per_page) as i64 {
+            pages.insert((3, filter(1000, before_id)), page(per_page));
             assert!(pages.bytes <= LIST_CACHE_MAX_BYTES);
         }
     }

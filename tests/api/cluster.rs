@@ -416,3 +416,71 @@ async fn announcement_edits_withdrawals_and_expiries_reach_each_socket_once() {
     assert_eq!(status, StatusCode::OK);
     each_once(&mut sockets, removed()).await;
 }
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL/Redis"]
+async fn unread_deleted_and_mutes_cross_nodes() {
+    let cluster = Cluster::start(2).await;
+    let [a, b] = cluster.node_array();
+    let (alice, mut alice_on_a, mut alice_on_b) = cluster.user_on_first_two().await;
+    let created = a.notify(alice.id, "first").await;
+    expect_push(&mut [&mut alice_on_a, &mut alice_on_b], &created).await;
+    let id = created["id"].clone();
+
+    // Mark-unread and delete on A reach the socket on B.
+    a.post(&format!("/api/notifications/{id}/mark-read/"), Some(&alice.token), None)
+        .await;
+    let (status, _) = a
+        .post(
+            &format!("/api/notifications/{id}/mark-unread/"),
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = a
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/notifications/{id}/"),
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    for socket in [&mut alice_on_a, &mut alice_on_b] {
+        assert_eq!(socket.json().await["type"], "notification_read");
+        assert_eq!(
+            socket.json().await,
+            json!({ "type": "notification_unread", "notification_ids": [id], "unread_count": 1 })
+        );
+        assert_eq!(
+            socket.json().await,
+            json!({ "type": "notification_deleted", "notification_ids": [id], "unread_count": 0 })
+        );
+    }
+
+    // A mute saved on A holds for notifications saved on A and, once the change has crossed, on B.
+    let (status, _) = a
+        .request(
+            reqwest::Method::PUT,
+            "/api/preferences/",
+            Some(&alice.token),
+            Some(json!({ "muted_types": ["message"] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    a.notify(alice.id, "muted, saved on A").await;
+    // A generous bound for the change to cross Redis to B.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    b.notify(alice.id, "muted, saved on B").await;
+    silence_on(&mut [&mut alice_on_a, &mut alice_on_b]).await;
+
+    // A node started afterwards loads the stored mutes before serving.
+    let c = Node::start(&cluster.config).await;
+    let mut alice_on_c = c.ws(&alice).await;
+    c.notify(alice.id, "muted, saved on C").await;
+    alice_on_c.expect_silence(QUIET).await;
+    silence_on(&mut [&mut alice_on_a, &mut alice_on_b]).await;
+    let (_, list) = c.get("/api/notifications/", Some(&alice.token)).await;
+    assert_eq!(list["count"], 3, "muted ones are listed");
+}

@@ -21,7 +21,7 @@ async fn unknown_routes_and_wrong_methods_answer_json() {
     let app = spawn_app().await;
     let (status, _) = json_error(app.http.get(app.url("/api/nothing-here/")).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = json_error(app.http.delete(app.url("/api/notifications/")).send().await.unwrap()).await;
+    let (status, _) = json_error(app.http.put(app.url("/api/notifications/")).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     let (status, _) = json_error(app.http.get(app.url("/api/auth/login/")).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
@@ -107,16 +107,19 @@ async fn pages_and_client_library_are_served() {
 async fn out_of_range_query_values_are_refused_not_fatal() {
     let app = spawn_app().await;
     let user = app.new_user().await;
-    for query in ["offset=18446744073709551615", "offset=-1", "limit=abc", "offset=1e3"] {
+    for query in [
+        "before_id=18446744073709551615",
+        "before_id=-1",
+        "limit=abc",
+        "before_id=1e3",
+    ] {
         let (status, body) = app
             .get(&format!("/api/notifications/?{query}"), Some(&user.token))
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
         assert!(body["error"].is_string());
     }
-    let (status, body) = app
-        .get("/api/notifications/?offset=9223372036854775807", Some(&user.token))
-        .await;
+    let (status, body) = app.get("/api/notifications/?before_id=1", Some(&user.token)).await;
     assert_eq!(
         (status, body["notifications"].clone()),
         (StatusCode::OK, serde_json::json!([]))

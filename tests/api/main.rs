@@ -34,6 +34,7 @@ mod errors;
 mod global_notifications;
 mod helpers;
 mod http_conventions;
+mod inbox;
 mod live_delivery;
 mod metrics;
 mod notifications;

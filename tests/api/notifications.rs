@@ -44,7 +44,8 @@ async fn list_has_the_seed_shape_newest_first(backend: Backend) {
     let created = items[0]["created_at"].as_str().unwrap();
     assert!(created.ends_with('Z') && created.len() == 20, "{created}");
 
-    let (_, page) = app.get("/api/notifications/?limit=1&offset=1", Some(&user.token)).await;
+    let path = format!("/api/notifications/?limit=1&before_id={}", third["id"]);
+    let (_, page) = app.get(&path, Some(&user.token)).await;
     assert_eq!(page["count"], 3);
     assert_eq!(page["notifications"][0]["title"], "second");
 }
