@@ -130,7 +130,7 @@ async fn every_json_reply_ends_with_a_newline() {
         (Method::GET, "/api/nothing/", None, None, StatusCode::NOT_FOUND),
         (Method::GET, "/api/notifications/", None, None, StatusCode::UNAUTHORIZED),
         (
-            Method::DELETE,
+            Method::PUT,
             "/api/notifications/",
             Some(&user.token),
             None,
