@@ -72,6 +72,11 @@ pub struct LimitSettings {
 }
 
 impl LimitSettings {
+    /// The time for a request's head and body to arrive; zero when the limit is off.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
     /// Every abuse limit off (0): for test servers and benchmarks that make many users and
     /// sockets from one address. Sizes stay as they are.
     pub fn without_abuse_limits(mut self) -> Self {
@@ -223,6 +228,21 @@ impl Settings {
             || self.limits.db_pool_size == 0
         {
             return Err("invalid configuration: limits must be positive (frame ≥ 128 B, body ≥ 1 KiB)".into());
+        }
+        if let Some(bad) = self
+            .limits
+            .trusted_proxies
+            .iter()
+            .find(|p| p.parse::<std::net::IpAddr>().is_err())
+        {
+            return Err(format!(
+                "invalid configuration: trusted proxy {bad:?} must be an IP address"
+            ));
+        }
+        if self.limits.request_timeout_secs as f64 > MAX_TIMEOUT_SECS {
+            return Err(format!(
+                "invalid configuration: limits.request_timeout_secs must be at most {MAX_TIMEOUT_SECS}"
+            ));
         }
         if self.auth.token_lifetime_hours == 0 || self.auth.token_lifetime_hours > MAX_TOKEN_LIFETIME_HOURS {
             return Err(format!(

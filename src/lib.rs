@@ -6,6 +6,7 @@ pub mod domain;
 pub mod error;
 pub mod hub;
 pub mod layer;
+pub mod limits;
 pub mod payloads;
 pub mod routes;
 pub mod services;

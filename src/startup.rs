@@ -9,7 +9,7 @@ use actix_service::{IntoServiceFactory, fn_service, map_config};
 use actix_web::{
     App,
     dev::{AppConfig, Extensions},
-    middleware::{ErrorHandlers, Logger},
+    middleware::{ErrorHandlers, Logger, from_fn},
     rt::net::TcpStream,
     web,
 };
@@ -26,6 +26,7 @@ use crate::{
     error,
     hub::{NotificationHub, messages::Shutdown},
     layer::{ChannelLayer, LayerStatus, redis::RedisConfig},
+    limits::{self, HttpLimits},
     routes,
     services::{group_commit::NotificationWriter, notifications::ListCache},
     state::AppState,
@@ -202,7 +203,9 @@ impl Application {
             live_globals: Default::default(),
             notification_lists: ListCache::new(settings.redis_url().is_none()),
             notification_writer: NotificationWriter::start(writer_db),
+            http_limits: HttpLimits::new(&settings.limits),
         });
+        let request_timeout = settings.limits.request_timeout();
         let json_config = web::JsonConfig::default()
             .limit(settings.limits.body_bytes)
             .error_handler(error::json_error);
@@ -233,6 +236,9 @@ impl Application {
                     .app_data(web::PathConfig::default().error_handler(error::path_error))
                     .app_data(web::QueryConfig::default().error_handler(error::query_error))
                     .wrap(ErrorHandlers::new().default_handler(error::ensure_json_body))
+                    .wrap(from_fn(move |req, next| {
+                        limits::request_timeout::enforce(request_timeout, req, next)
+                    }))
                     // Method, path, status, time: never headers, cookies or query strings.
                     .wrap(
                         Logger::new("%{method}xi %U %s %Dms")
@@ -242,7 +248,9 @@ impl Application {
                     .default_service(web::to(error::not_found));
                 HttpService::build()
                     .keep_alive(KeepAlive::default())
-                    .client_request_timeout(Duration::from_secs(5))
+                    // The head's part of the request timeout (zero: off); the body's is enforced
+                    // by `limits::request_timeout`.
+                    .client_request_timeout(request_timeout)
                     .client_disconnect_timeout(Duration::from_secs(1))
                     // Idle keep-alive connections close as soon as a graceful shutdown starts.
                     .graceful_shutdown_signal(move || {

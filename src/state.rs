@@ -9,6 +9,7 @@ use crate::{
     configuration::Settings,
     hub::NotificationHub,
     layer::LayerStatus,
+    limits::HttpLimits,
     services::{global_notifications::LiveListCache, group_commit::NotificationWriter, notifications::ListCache},
 };
 
@@ -27,4 +28,6 @@ pub struct AppState {
     pub notification_lists: ListCache,
     /// Saves personal notifications, the creates that arrive together in one statement.
     pub notification_writer: NotificationWriter,
+    /// Failed logins and registrations per client, and who the client is.
+    pub http_limits: HttpLimits,
 }

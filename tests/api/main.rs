@@ -32,6 +32,7 @@ mod cluster;
 mod errors;
 mod global_notifications;
 mod helpers;
+mod http_abuse;
 mod live_delivery;
 mod notifications;
 mod websocket_protocol;
