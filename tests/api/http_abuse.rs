@@ -214,6 +214,8 @@ both_backends!(
     a_trusted_proxy_splits_the_limit_per_forwarded_client,
     an_untrusted_peer_cannot_forward_its_way_around_the_limit,
     limits_at_zero_are_off,
+    links_must_stay_on_site_or_be_http,
+    usernames_are_unique_regardless_of_case,
 );
 
 /// The request timeout used by the stalled-request tests.
@@ -387,4 +389,77 @@ async fn login_and_me_replies_are_not_stored() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["cache-control"], "no-store");
+}
+
+async fn links_must_stay_on_site_or_be_http(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let user = app.new_user().await;
+    let create = |link: &str| {
+        app.post(
+            "/api/notifications/",
+            Some(&app.admin_token),
+            Some(json!({
+                "user_id": user.id, "title": "t", "message": "m",
+                "notification_type": "message", "link": link
+            })),
+        )
+    };
+    for bad in [
+        "/\\evil.example/",
+        "//evil.example",
+        "javascript:alert(1)",
+        "https:/\\evil.example",
+        "/\t/evil.example",
+    ] {
+        let (status, body) = create(bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad:?}: {body}");
+        assert!(body["error"].is_string());
+    }
+    let (_, list) = app.get("/api/notifications/", Some(&user.token)).await;
+    assert_eq!(list["count"], 0, "refused links created nothing");
+    for good in ["/jobs/42/", "https://example.com/a", ""] {
+        let (status, body) = create(good).await;
+        assert_eq!(status, StatusCode::CREATED, "{good:?}: {body}");
+        assert_eq!(body["link"], good);
+    }
+}
+
+async fn usernames_are_unique_regardless_of_case(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    for lookalike in ["Admin", "ADMIN"] {
+        let (status, body) = app.register(lookalike, "jobseeker").await;
+        assert_eq!(status, StatusCode::CONFLICT, "{lookalike}: {body}");
+        assert!(body["error"].is_string());
+    }
+    // Login ignores case too: the account keeps its own spelling.
+    let (status, _, body) = try_login(&app, "AdMiN", ADMIN_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["user"]["username"], ADMIN);
+}
+
+#[actix_web::test]
+async fn the_case_index_migration_names_existing_lookalikes_instead_of_renaming_them() {
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::{ConnectionTrait, Database};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::connect(format!("sqlite://{}/old.db?mode=rwc", dir.path().display()))
+        .await
+        .unwrap();
+    Migrator::up(&db, Some(1)).await.unwrap();
+    db.execute_unprepared(
+        "INSERT INTO users (username, password_hash, role, created_at) VALUES \
+         ('bob', 'x', 'jobseeker', '2026-01-01T00:00:00Z'), ('BOB', 'x', 'jobseeker', '2026-01-01T00:00:00Z')",
+    )
+    .await
+    .unwrap();
+    let err = Migrator::up(&db, None)
+        .await
+        .expect_err("lookalikes stop the migration");
+    assert!(err.to_string().contains("\"bob\""), "{err}");
+
+    db.execute_unprepared("UPDATE users SET username = 'bob2' WHERE username = 'BOB'")
+        .await
+        .unwrap();
+    Migrator::up(&db, None).await.expect("migrates once renamed");
 }

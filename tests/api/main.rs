@@ -30,6 +30,7 @@ mod auth;
 mod cli;
 mod cluster;
 mod errors;
+mod faults;
 mod global_notifications;
 mod helpers;
 mod http_abuse;
