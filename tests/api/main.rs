@@ -31,6 +31,7 @@ mod cli;
 mod cluster;
 mod errors;
 mod faults;
+mod fuzz_bodies;
 mod global_notifications;
 mod helpers;
 mod http_abuse;
