@@ -92,8 +92,11 @@ pub fn required_text(field: &str, raw: &str, max: usize) -> Result<String, ApiEr
     optional_text(field, raw, max)
 }
 
-/// Text of at most `max` characters.
+/// Text of at most `max` characters, without NUL (which PostgreSQL cannot store in text).
 pub fn optional_text(field: &str, raw: &str, max: usize) -> Result<String, ApiError> {
+    if raw.contains('\0') {
+        return Err(ApiError::BadRequest(format!("{field} must not contain NUL characters")));
+    }
     if raw.chars().count() > max {
         return Err(ApiError::BadRequest(format!(
             "{field} must be at most {max} characters"
@@ -185,6 +188,12 @@ mod tests {
         assert!(Password::parse("1234567").is_err());
         let p = Password::parse("12345678").expect("valid");
         assert_eq!(format!("{p:?}"), "Password(***)");
+    }
+
+    #[test]
+    fn text_refuses_nul() {
+        assert!(required_text("title", "a\0b", 10).is_err());
+        assert!(optional_text("link", "\0", 10).is_err());
     }
 
     #[test]

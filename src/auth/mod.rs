@@ -175,7 +175,11 @@ impl AuthService {
     /// Checks a username and password; on success stores a new credential. The name matches
     /// regardless of case (names are unique regardless of case), so `Alice` signs in `alice`.
     pub async fn login(&self, username: &str, password: &str) -> Result<Login, ApiError> {
-        let user = self.find_user(username).await?;
+        // A name no account can have is not looked up (PostgreSQL refuses some of them, NUL).
+        let user = match Username::parse(username) {
+            Ok(name) => self.find_user(name.as_str()).await?,
+            Err(_) => None,
+        };
         // Verify against a dummy hash for unknown names so timing does not reveal which exist.
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         let candidate = password.to_string();

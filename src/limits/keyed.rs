@@ -91,3 +91,46 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_allowance_runs_out_and_says_when_it_is_back() {
+        let limiter = KeyedLimiter::per_minute(2);
+        assert_eq!(limiter.check(&1), Decision::Allowed { remaining: 1 });
+        assert_eq!(limiter.check(&1), Decision::Allowed { remaining: 0 });
+        let Decision::Refused { retry_after } = limiter.check(&1) else {
+            panic!("a third event within the minute is refused");
+        };
+        assert!(retry_after > Duration::from_secs(25) && retry_after <= Duration::from_secs(30));
+        assert_eq!(
+            limiter.check(&2),
+            Decision::Allowed { remaining: 1 },
+            "keys are separate"
+        );
+    }
+
+    #[test]
+    fn keys_whose_allowance_is_whole_again_are_pruned() {
+        // 60,000 a minute: one event is forgotten after a millisecond.
+        let limiter = KeyedLimiter::per_minute(60_000);
+        for key in 0..(2 * PRUNE_EVERY_CHECKS) {
+            limiter.check(&key);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        limiter.prune();
+        assert!(limiter.is_empty(), "{} keys left", limiter.len());
+    }
+
+    #[test]
+    fn zero_turns_the_limit_off() {
+        let limiter = KeyedLimiter::per_minute(0);
+        assert!(!limiter.is_enabled());
+        for _ in 0..1000 {
+            assert!(matches!(limiter.check(&1), Decision::Allowed { .. }));
+        }
+        assert!(limiter.is_empty());
+    }
+}

@@ -25,7 +25,10 @@ const REGRESSIONS: &[&[u8]] = &[
     b"null",
     b"{}",
     b"[]",
+    // NUL in text: PostgreSQL refused it and the server answered 500 (login, titles, messages).
     b"{\"username\":\"\\u0000\",\"password\":\"\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000\"}",
+    b"{\"user_id\":1,\"title\":\"\\u0000\",\"message\":\"m\",\"notification_type\":\"system\"}",
+    b"{\"title\":\"t\",\"message\":\"a\\u0000\",\"level\":\"info\"}",
     b"{\"user_id\":1e400}",
     b"{\"user_id\":-1,\"title\":\"t\",\"message\":\"m\",\"notification_type\":\"system\"}",
     b"{\"user_id\":9223372036854775808,\"title\":\"t\",\"message\":\"m\",\"notification_type\":\"system\"}",
