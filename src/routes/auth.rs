@@ -39,7 +39,8 @@ async fn register(
     client: ClientAddr,
     body: web::Json<RegisterBody>,
 ) -> Result<HttpResponse, ApiError> {
-    // Every attempt counts (a taken name too), before any hashing or database work.
+    // Every well-formed attempt counts (a taken name or a bad field too), before any hashing
+    // or database work.
     if let Decision::Refused { retry_after } = state.http_limits.registrations.check(&client.0) {
         return Err(too_many(
             retry_after,
