@@ -109,6 +109,11 @@ pub struct LimitSettings {
 }
 
 impl LimitSettings {
+    /// The time for a request's head and body to arrive; zero when the limit is off.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
     /// Every abuse limit off (0): for test servers and benchmarks that make many users and
     /// sockets from one address. Sizes stay as they are.
     pub fn without_abuse_limits(mut self) -> Self {
@@ -524,6 +529,18 @@ impl Settings {
                 "retention.read_after_days",
                 self.retention.read_after_days,
                 format!("must be at most {MAX_RETENTION_DAYS}"),
+            ));
+        }
+        for proxy in &self.limits.trusted_proxies {
+            if proxy.parse::<std::net::IpAddr>().is_err() {
+                errors.push(bad("limits.trusted_proxies", proxy, "must be IP addresses"));
+            }
+        }
+        if self.limits.request_timeout_secs as f64 > MAX_TIMEOUT_SECS {
+            errors.push(bad(
+                "limits.request_timeout_secs",
+                self.limits.request_timeout_secs,
+                format!("must be at most {MAX_TIMEOUT_SECS}"),
             ));
         }
         if self.auth.token_lifetime_hours == 0 || self.auth.token_lifetime_hours > MAX_TOKEN_LIFETIME_HOURS {

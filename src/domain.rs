@@ -92,8 +92,11 @@ pub fn required_text(field: &str, raw: &str, max: usize) -> Result<String, ApiEr
     optional_text(field, raw, max)
 }
 
-/// Text of at most `max` characters.
+/// Text of at most `max` characters, without NUL (which PostgreSQL cannot store in text).
 pub fn optional_text(field: &str, raw: &str, max: usize) -> Result<String, ApiError> {
+    if raw.contains('\0') {
+        return Err(ApiError::BadRequest(format!("{field} must not contain NUL characters")));
+    }
     if raw.chars().count() > max {
         return Err(ApiError::BadRequest(format!(
             "{field} must be at most {max} characters"
@@ -126,6 +129,38 @@ pub fn level(raw: &str) -> Result<String, ApiError> {
     }
 }
 
+/// A notification's link: empty, a same-site path (one `/`, then neither `/` nor `\\`, which
+/// browsers read as the start of another host), or an absolute `http(s)` URL with a host.
+/// Nothing else is ever opened by a page: `javascript:`, `data:`, `//evil.example`,
+/// `/\\evil.example` are refused. `static/app.js` (`safeHref`) applies the same rule.
+pub fn link(raw: &str) -> Result<String, ApiError> {
+    let link = optional_text("link", raw, LINK_MAX_CHARS)?;
+    if link.is_empty() || is_safe_link(&link) {
+        Ok(link)
+    } else {
+        Err(ApiError::BadRequest(
+            "link must be a path on this site (one '/', then not '/' or '\\') or an http(s) URL".into(),
+        ))
+    }
+}
+
+fn is_safe_link(link: &str) -> bool {
+    // Browsers strip or reinterpret whitespace and control characters inside URLs.
+    if link.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return false;
+    }
+    if let Some(rest) = link.strip_prefix('/') {
+        return !rest.starts_with(['/', '\\']);
+    }
+    let lower = link.to_ascii_lowercase();
+    let Some(rest) = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://")) else {
+        return false;
+    };
+    let host = rest.split(['/', '\\', '?', '#']).next().unwrap_or("");
+    // A host of its own: not empty, and no user info that could make it read as another one.
+    !host.is_empty() && !host.contains('@') && !rest.starts_with(['/', '\\'])
+}
+
 /// Title limit, as the column.
 pub const TITLE_MAX_CHARS: usize = 255;
 /// Message limit: well inside the body limit.
@@ -153,6 +188,46 @@ mod tests {
         assert!(Password::parse("1234567").is_err());
         let p = Password::parse("12345678").expect("valid");
         assert_eq!(format!("{p:?}"), "Password(***)");
+    }
+
+    #[test]
+    fn text_refuses_nul() {
+        assert!(required_text("title", "a\0b", 10).is_err());
+        assert!(optional_text("link", "\0", 10).is_err());
+    }
+
+    #[test]
+    fn links_are_same_site_paths_or_http_urls() {
+        for good in [
+            "",
+            "/",
+            "/messages/",
+            "/jobs/42?tab=a#b",
+            "https://example.com",
+            "http://example.com/a/b",
+            "HTTPS://Example.com:8443/x",
+        ] {
+            assert_eq!(link(good).ok().as_deref(), Some(good), "{good:?}");
+        }
+        for bad in [
+            "//evil.example",
+            "/\\evil.example/",
+            "\\\\evil.example",
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "evil.example",
+            "messages/",
+            "https://",
+            "https:///evil.example",
+            "https:/\\evil.example",
+            "http://user@evil.example",
+            "/ /evil.example",
+            "/\t/evil.example",
+            "ftp://example.com",
+        ] {
+            assert!(link(bad).is_err(), "{bad:?}");
+        }
+        assert!(link(&format!("/{}", "a".repeat(LINK_MAX_CHARS))).is_err());
     }
 
     #[test]

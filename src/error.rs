@@ -32,6 +32,9 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("content type must be application/json")]
     UnsupportedMediaType,
+    /// The request body did not arrive within the request timeout; the connection is closed.
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     /// An abuse limit was reached; the client may try again after `retry_after_secs`.
     #[error("{message}")]
     TooManyRequests { retry_after_secs: u64, message: String },
@@ -53,6 +56,7 @@ impl ResponseError for ApiError {
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Database(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -72,6 +76,9 @@ impl ResponseError for ApiError {
             }
             ApiError::TooManyRequests { retry_after_secs, .. } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.max(&1).to_string()));
+            }
+            ApiError::RequestTimeout => {
+                response.force_close();
             }
             _ => {}
         }
@@ -95,6 +102,7 @@ pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error
     match err {
         JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
         JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => ApiError::PayloadTooLarge,
+        JsonPayloadError::Payload(e) if crate::limits::request_timeout::is_timeout(&e) => ApiError::RequestTimeout,
         JsonPayloadError::Deserialize(e) => ApiError::BadRequest(format!("invalid JSON body: {e}")),
         other => ApiError::BadRequest(format!("invalid JSON body: {other}")),
     }

@@ -30,6 +30,7 @@ use crate::{
     },
     layer::{ChannelLayer, LayerStatus, redis::RedisConfig},
     limits::{
+        self, HttpLimits,
         connections::{ConnectionCounts, admit_connections},
         sockets::SocketCounts,
     },
@@ -257,7 +258,9 @@ impl Application {
             metrics: metrics.clone(),
             sockets: SocketCounts::new(settings.limits.sockets_per_user),
             connections: connections.clone(),
+            http_limits: HttpLimits::new(&settings.limits),
         });
+        let request_timeout = settings.limits.request_timeout();
         let metrics_layer = state.layer.clone();
         let json_config = web::JsonConfig::default()
             .limit(settings.limits.body_bytes)
@@ -291,6 +294,9 @@ impl Application {
                     .app_data(web::QueryConfig::default().error_handler(error::query_error))
                     .wrap(ErrorHandlers::new().default_handler(error::ensure_json_body))
                     .wrap(from_fn(http_conventions::json_ends_with_newline))
+                    .wrap(from_fn(move |req, next| {
+                        limits::request_timeout::enforce(request_timeout, req, next)
+                    }))
                     // Method, path, status, time: never headers, cookies or query strings.
                     .wrap(
                         Logger::new("%{method}xi %U %s %Dms")
@@ -301,7 +307,9 @@ impl Application {
                     .default_service(web::to(http_conventions::redirect_or_not_found));
                 let http = HttpService::build()
                     .keep_alive(KeepAlive::default())
-                    .client_request_timeout(Duration::from_secs(5))
+                    // The head's part of the request timeout (zero: off); the body's is enforced
+                    // by `limits::request_timeout`.
+                    .client_request_timeout(request_timeout)
                     .client_disconnect_timeout(Duration::from_secs(1))
                     // Idle keep-alive connections close as soon as a graceful shutdown starts.
                     .graceful_shutdown_signal(move || {

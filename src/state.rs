@@ -9,7 +9,7 @@ use crate::{
     configuration::Settings,
     hub::NotificationHub,
     layer::LayerStatus,
-    limits::{connections::ConnectionCounts, sockets::SocketCounts},
+    limits::{HttpLimits, connections::ConnectionCounts, sockets::SocketCounts},
     metrics::Metrics,
     services::{global_notifications::LiveListCache, group_commit::NotificationWriter, notifications::ListCache},
 };
@@ -35,4 +35,6 @@ pub struct AppState {
     pub sockets: Arc<SocketCounts>,
     /// Open connections per client address (`limits.connections_per_address`).
     pub connections: Arc<ConnectionCounts>,
+    /// Failed logins and registrations per client, and who the client is.
+    pub http_limits: HttpLimits,
 }

@@ -62,10 +62,16 @@ function absoluteTime(iso) {
   return Number.isNaN(t) ? iso : new Date(t).toLocaleString();
 }
 
-/** Only same-site paths or http(s) URLs become clickable links. */
+/**
+ * Only same-site paths or http(s) URLs become clickable links: the server's rule
+ * (`domain::link`). A path is one '/' then neither '/' nor '\\' (browsers read both as the start
+ * of another host); whitespace and control characters, which browsers strip, are refused.
+ */
 function safeHref(link) {
   if (!link || typeof link !== 'string') return null;
-  if (link.startsWith('/') && !link.startsWith('//')) return link;
+  if (/[\s\u0000-\u001f\u007f]/.test(link)) return null;
+  if (link.startsWith('/')) return link[1] === '/' || link[1] === '\\' ? null : link;
+  if (!/^https?:\/\/[^/\\?#@]+(?:[/\\?#]|$)/i.test(link)) return null;
   try {
     const u = new URL(link);
     return u.protocol === 'http:' || u.protocol === 'https:' ? u.href : null;

@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_create_tables;
 mod m20261201_000001_admin_idempotency_keys;
 mod m20261201_000018_inbox;
+mod m20261201_150001_username_unique_ignoring_case;
 
 /// Every migration of Herald, oldest first.
 pub struct Migrator;
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_tables::Migration),
             Box::new(m20261201_000001_admin_idempotency_keys::Migration),
             Box::new(m20261201_000018_inbox::Migration),
+            Box::new(m20261201_150001_username_unique_ignoring_case::Migration),
         ]
     }
 }

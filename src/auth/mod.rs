@@ -13,14 +13,17 @@ use std::{
     collections::{HashMap, HashSet},
     sync::{
         RwLock,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
 };
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{auth_token, user};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    sea_query::{Expr, ExprTrait, Func},
 };
 
 use crate::{
@@ -86,6 +89,10 @@ pub struct AuthService {
     db: DatabaseConnection,
     lifetime: Duration,
     cache: RwLock<HashMap<String, Credential>>,
+    /// Bumped (under the cache's write lock) by every revocation: a credential read from the
+    /// database is cached only if no revocation happened since the read began, so a logout
+    /// racing a lookup cannot leave the revoked credential cached.
+    revocations: AtomicU64,
     /// Off while another node's revocations could be missed (channel layer down).
     cache_enabled: AtomicBool,
     /// Password hashes allowed to run at once.
@@ -98,6 +105,7 @@ impl AuthService {
             db,
             lifetime: Duration::hours(i64::from(lifetime_hours)),
             cache: RwLock::new(HashMap::new()),
+            revocations: AtomicU64::new(0),
             cache_enabled: AtomicBool::new(true),
             hash_slots: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
         }
@@ -120,8 +128,23 @@ impl AuthService {
                 return Ok(None);
             }
         }
+        let since = self.revocation_mark();
+        let Some(credential) = self.stored_credential(&hash, now).await? else {
+            return Ok(None);
+        };
+        self.remember(since, credential.clone());
+        Ok(Some(credential))
+    }
+
+    /// Where the revocations stand; pass it to [`Self::remember`] after a database read.
+    fn revocation_mark(&self) -> u64 {
+        self.revocations.load(Ordering::Acquire)
+    }
+
+    /// The credential stored under `hash`, if valid at `now`.
+    async fn stored_credential(&self, hash: &str, now: DateTime<Utc>) -> Result<Option<Credential>, DbErr> {
         let Some((row, Some(user))) = auth_token::Entity::find()
-            .filter(auth_token::Column::TokenHash.eq(hash.as_str()))
+            .filter(auth_token::Column::TokenHash.eq(hash))
             .find_also_related(user::Entity)
             .one(&self.db)
             .await?
@@ -131,29 +154,39 @@ impl AuthService {
         if row.expires_at <= now {
             return Ok(None);
         }
-        let credential = Credential {
+        Ok(Some(Credential {
             id: row.id,
-            token_hash: hash.clone(),
+            token_hash: hash.to_string(),
             csrf_token: row.csrf_token,
             expires_at: row.expires_at,
             user: AuthUser::from_model(&user),
-        };
-        if self.cache_enabled.load(Ordering::Acquire) {
-            let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
-            if cache.len() >= CACHE_MAX_ENTRIES {
-                cache.clear();
-            }
-            cache.insert(hash, credential.clone());
-        }
-        Ok(Some(credential))
+        }))
     }
 
-    /// Checks a username and password; on success stores a new credential.
+    /// Caches a credential read from the database, unless a revocation happened since `since`
+    /// (it may be this very credential's: the read could predate the delete).
+    fn remember(&self, since: u64, credential: Credential) {
+        if !self.cache_enabled.load(Ordering::Acquire) {
+            return;
+        }
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        if self.revocations.load(Ordering::Acquire) != since {
+            return;
+        }
+        if cache.len() >= CACHE_MAX_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(credential.token_hash.clone(), credential);
+    }
+
+    /// Checks a username and password; on success stores a new credential. The name matches
+    /// regardless of case (names are unique regardless of case), so `Alice` signs in `alice`.
     pub async fn login(&self, username: &str, password: &str) -> Result<Login, ApiError> {
-        let user = user::Entity::find()
-            .filter(user::Column::Username.eq(username))
-            .one(&self.db)
-            .await?;
+        // A name no account can have is not looked up (PostgreSQL refuses some of them, NUL).
+        let user = match Username::parse(username) {
+            Ok(name) => self.find_user(name.as_str()).await?,
+            Err(_) => None,
+        };
         // Verify against a dummy hash for unknown names so timing does not reveal which exist.
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         let candidate = password.to_string();
@@ -221,27 +254,40 @@ impl AuthService {
 
     /// Drops a cached credential (revoked here or on another node).
     pub fn forget(&self, token_hash: &str) {
-        self.cache.write().unwrap_or_else(|e| e.into_inner()).remove(token_hash);
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        self.revocations.fetch_add(1, Ordering::AcqRel);
+        cache.remove(token_hash);
     }
 
     /// Turns the cache off (and empties it) while revocations from other nodes may be missed.
     pub fn set_cache_enabled(&self, enabled: bool) {
         self.cache_enabled.store(enabled, Ordering::Release);
-        self.cache.write().unwrap_or_else(|e| e.into_inner()).clear();
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        // Lookups that began while revocations could be missed must not fill the new cache.
+        self.revocations.fetch_add(1, Ordering::AcqRel);
+        cache.clear();
     }
 
-    /// Creates an account; 409 when the name is taken.
+    /// The account named `username`, compared regardless of case (served by the
+    /// `lower(username)` unique index).
+    async fn find_user(&self, username: &str) -> Result<Option<user::Model>, DbErr> {
+        user::Entity::find()
+            .filter(
+                Expr::expr(Func::lower(Expr::col((user::Entity, user::Column::Username))))
+                    .eq(username.to_ascii_lowercase()),
+            )
+            .one(&self.db)
+            .await
+    }
+
+    /// Creates an account; 409 when the name is taken, in any case (`Admin` beside `admin`).
     pub async fn register(
         &self,
         username: &Username,
         password: &Password,
         role: Role,
     ) -> Result<user::Model, ApiError> {
-        let taken = user::Entity::find()
-            .filter(user::Column::Username.eq(username.as_str()))
-            .one(&self.db)
-            .await?
-            .is_some();
+        let taken = self.find_user(username.as_str()).await?.is_some();
         if taken {
             return Err(ApiError::Conflict("username is already taken".into()));
         }
@@ -265,13 +311,11 @@ impl AuthService {
     }
 
     /// Creates the admin account, or resets its password and role (bootstrap and `create-admin`).
+    /// An account whose name differs only in case is that account: it keeps its spelling.
     pub async fn ensure_admin(&self, username: &Username, password: &Password) -> Result<user::Model, ApiError> {
         let plain = password.expose().to_string();
         let hash = self.hashing(move || password::hash(&plain)).await??;
-        let existing = user::Entity::find()
-            .filter(user::Column::Username.eq(username.as_str()))
-            .one(&self.db)
-            .await?;
+        let existing = self.find_user(username.as_str()).await?;
         let model = match existing {
             Some(existing) => {
                 let mut active: user::ActiveModel = existing.into();
@@ -312,4 +356,63 @@ impl AuthService {
 
 fn is_unique_violation(e: &DbErr) -> bool {
     matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::Database;
+
+    use super::*;
+
+    #[actix_web::test]
+    async fn a_lookup_racing_a_logout_does_not_cache_the_revoked_credential() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = Database::connect(format!("sqlite://{}/auth.db?mode=rwc", dir.path().display()))
+            .await
+            .expect("database");
+        Migrator::up(&db, None).await.expect("migrated");
+        let auth = AuthService::new(db, 1);
+        let name = Username::parse("racer").expect("name");
+        let password = Password::parse("password-123").expect("password");
+        auth.register(&name, &password, Role::Jobseeker)
+            .await
+            .expect("registered");
+        let login = auth.login("racer", "password-123").await.expect("login");
+
+        // A request reads the credential from the database...
+        let since = auth.revocation_mark();
+        let read = auth
+            .stored_credential(&login.credential.token_hash, Utc::now())
+            .await
+            .expect("query")
+            .expect("still stored");
+        // ...a logout deletes it and forgets it meanwhile...
+        auth.revoke(&login.credential).await.expect("revoked");
+        // ...and then the request would cache what it read.
+        auth.remember(since, read);
+
+        let again = auth.authenticate(&login.token).await.expect("authenticate");
+        assert!(again.is_none(), "the revoked credential was cached again");
+    }
+
+    #[actix_web::test]
+    async fn names_match_regardless_of_case() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = Database::connect(format!("sqlite://{}/auth.db?mode=rwc", dir.path().display()))
+            .await
+            .expect("database");
+        Migrator::up(&db, None).await.expect("migrated");
+        let auth = AuthService::new(db, 1);
+        let password = Password::parse("password-123").expect("password");
+        auth.register(&Username::parse("Alice").expect("name"), &password, Role::Jobseeker)
+            .await
+            .expect("registered");
+        let taken = auth
+            .register(&Username::parse("ALICE").expect("name"), &password, Role::Jobseeker)
+            .await;
+        assert!(matches!(taken, Err(ApiError::Conflict(_))), "{taken:?}");
+        let login = auth.login("alice", "password-123").await.expect("login");
+        assert_eq!(login.credential.user.username, "Alice");
+    }
 }

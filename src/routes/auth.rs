@@ -2,6 +2,7 @@
 use actix_web::{
     HttpResponse,
     cookie::{Cookie, SameSite, time::Duration as CookieDuration},
+    http::header::{CACHE_CONTROL, HeaderValue},
     web,
 };
 use serde::{Deserialize, Serialize};
@@ -12,8 +13,12 @@ use crate::{
     domain::{Password, Role, Username},
     error::ApiError,
     hub::messages::RevokeCredential,
+    limits::{ClientAddr, keyed::Decision, login::name_key, too_many},
     state::AppState,
 };
+
+/// Replies carrying a token or the account must not be stored by browsers or proxies.
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/auth/register/").route(web::post().to(register)))
@@ -29,7 +34,19 @@ struct RegisterBody {
     role: String,
 }
 
-async fn register(state: web::Data<AppState>, body: web::Json<RegisterBody>) -> Result<HttpResponse, ApiError> {
+async fn register(
+    state: web::Data<AppState>,
+    client: ClientAddr,
+    body: web::Json<RegisterBody>,
+) -> Result<HttpResponse, ApiError> {
+    // Every well-formed attempt counts (a taken name or a bad field too), before any hashing
+    // or database work.
+    if let Decision::Refused { retry_after } = state.http_limits.registrations.check(&client.0) {
+        return Err(too_many(
+            retry_after,
+            "too many registrations from this address; try again later",
+        ));
+    }
     let username = Username::parse(&body.username)?;
     let password = Password::parse(&body.password)?;
     let role = Role::parse_registrable(&body.role)?;
@@ -43,11 +60,32 @@ struct LoginBody {
     password: String,
 }
 
-async fn login(state: web::Data<AppState>, body: web::Json<LoginBody>) -> Result<HttpResponse, ApiError> {
+const LOGIN_LOCKED: &str = "too many failed logins; try again later";
+
+async fn login(
+    state: web::Data<AppState>,
+    client: ClientAddr,
+    body: web::Json<LoginBody>,
+) -> Result<HttpResponse, ApiError> {
     if body.username.is_empty() || body.password.is_empty() {
         return Err(ApiError::BadRequest("username and password are required".into()));
     }
-    let login = state.auth.login(&body.username, &body.password).await?;
+    let limiter = &state.http_limits.login;
+    let name = name_key(&body.username);
+    // A locked name or address is refused before Argon2 runs: a flood costs no hashing time,
+    // so other users' logins do not queue behind it.
+    limiter
+        .admit(name.as_deref(), client.0)
+        .map_err(|wait| too_many(wait, LOGIN_LOCKED))?;
+    let login = match state.auth.login(&body.username, &body.password).await {
+        Err(ApiError::Unauthorized) => {
+            limiter
+                .failed(name.as_deref(), client.0)
+                .map_err(|wait| too_many(wait, LOGIN_LOCKED))?;
+            return Err(ApiError::Unauthorized);
+        }
+        other => other?,
+    };
     let max_age = CookieDuration::seconds((login.credential.expires_at - chrono::Utc::now()).num_seconds().max(0));
     let secure = state.settings.auth.secure_cookies;
     let session = Cookie::build(csrf::SESSION_COOKIE, login.token.clone())
@@ -64,10 +102,14 @@ async fn login(state: web::Data<AppState>, body: web::Json<LoginBody>) -> Result
         .secure(secure)
         .max_age(max_age)
         .finish();
-    Ok(HttpResponse::Ok().cookie(session).cookie(csrf_cookie).json(LoginReply {
-        token: &login.token,
-        user: &login.credential.user,
-    }))
+    Ok(HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, NO_STORE))
+        .cookie(session)
+        .cookie(csrf_cookie)
+        .json(LoginReply {
+            token: &login.token,
+            user: &login.credential.user,
+        }))
 }
 
 #[derive(Serialize)]
@@ -92,5 +134,7 @@ async fn logout(state: web::Data<AppState>, current: CurrentUser) -> Result<Http
 }
 
 async fn me(current: CurrentUser) -> HttpResponse {
-    HttpResponse::Ok().json(current.user())
+    HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, NO_STORE))
+        .json(current.user())
 }

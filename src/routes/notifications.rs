@@ -181,7 +181,7 @@ async fn create(
         title: domain::required_text("title", &body.title, domain::TITLE_MAX_CHARS)?,
         message: domain::required_text("message", &body.message, domain::MESSAGE_MAX_CHARS)?,
         notification_type: domain::notification_type(&body.notification_type)?,
-        link: domain::optional_text("link", body.link.as_deref().unwrap_or(""), domain::LINK_MAX_CHARS)?,
+        link: domain::link(body.link.as_deref().unwrap_or(""))?,
     };
     let db = state.db.clone();
     idempotency::once(&db, &req, admin.0.user().id, &raw, move || async move {

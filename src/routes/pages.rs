@@ -1,8 +1,15 @@
-//! The browser pages and `herald.js`, embedded in the binary (no files to deploy beside it).
+//! The browser pages and `herald.js`, embedded in the binary (no files to deploy beside it),
+//! served with the headers that keep them from being framed, sniffed or fed foreign script.
 use actix_web::{HttpResponse, http::header, web};
 use rust_embed::RustEmbed;
 
 use crate::error::ApiError;
+
+/// Only our own files run, load and connect (no inline script, so injected markup cannot run
+/// code); nothing may frame a page (clickjacking of a signed-in page).
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+     frame-ancestors 'none'";
 
 #[derive(RustEmbed)]
 #[folder = "static/"]
@@ -20,7 +27,12 @@ fn serve(path: &str) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok()
         .content_type(mime.as_ref())
         .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+        // For browsers older than `frame-ancestors`.
+        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+        // Links out of Herald (a notification's) do not tell the other site which page was open.
+        .insert_header((header::REFERRER_POLICY, "same-origin"))
         .body(file.data.into_owned()))
 }
 

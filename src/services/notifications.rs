@@ -12,8 +12,9 @@ use actix::Addr;
 use bytes::Bytes;
 use entity::notification;
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    Select, sea_query::Expr,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select,
+    sea_query::{Expr, Query},
 };
 
 use crate::{
@@ -263,37 +264,41 @@ pub async fn mark_read(
 }
 
 /// Marks all of `user_id`'s notifications read; answers how many were unread.
+///
+/// One `UPDATE ... RETURNING id` on both backends: no id list is bound into the statement, so
+/// any number of unread notifications works (SQLite refuses more than 32,766 bound values), and
+/// the ids pushed are exactly the rows this statement changed.
 pub async fn mark_all_read(
     db: &DatabaseConnection,
     hub: &Addr<NotificationHub>,
     user_id: i32,
 ) -> Result<u64, ApiError> {
-    let ids: Vec<i32> = notification::Entity::find()
-        .select_only()
-        .column(notification::Column::Id)
-        .filter(notification::Column::UserId.eq(user_id))
-        .filter(notification::Column::IsRead.eq(false))
-        .into_tuple()
-        .all(db)
-        .await?;
+    let update = Query::update()
+        .table(notification::Entity)
+        .value(notification::Column::IsRead, true)
+        .and_where(notification::Column::UserId.eq(user_id))
+        .and_where(notification::Column::IsRead.eq(false))
+        .returning_col(notification::Column::Id)
+        .to_owned();
+    let mut ids = db
+        .query_all(&update)
+        .await?
+        .iter()
+        .map(|row| row.try_get_by_index::<i32>(0))
+        .collect::<Result<Vec<i32>, _>>()?;
     if ids.is_empty() {
         return Ok(0);
     }
-    let updated = notification::Entity::update_many()
-        .col_expr(notification::Column::IsRead, true.into())
-        .filter(notification::Column::UserId.eq(user_id))
-        .filter(notification::Column::Id.is_in(ids.clone()))
-        .filter(notification::Column::IsRead.eq(false))
-        .exec(db)
-        .await?;
+    ids.sort_unstable();
     entity::changes::touch_notifications(user_id);
     let unread_count = unread_count(db, user_id).await?;
+    let marked = ids.len() as u64;
     hub.do_send(NotificationsRead {
         user_id,
         ids,
         unread_count,
     });
-    Ok(updated.rows_affected)
+    Ok(marked)
 }
 
 /// Marks one of `user_id`'s notifications unread (again fine); 404 for anyone else's or unknown.
