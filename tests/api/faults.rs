@@ -14,7 +14,7 @@ const QUIET: Duration = Duration::from_millis(300);
 const NESTED_BOUND: Duration = Duration::from_secs(10);
 
 async fn titles(app: &crate::helpers::TestApp, token: &str) -> Vec<String> {
-    let (status, body) = app.get("/api/notifications/?page_size=100", Some(token)).await;
+    let (status, body) = app.get("/api/notifications/", Some(token)).await;
     assert_eq!(status, StatusCode::OK);
     let mut titles: Vec<String> = body["notifications"]
         .as_array()

@@ -35,8 +35,8 @@ async fn a_known_path_without_its_slash_redirects_with_308_keeping_the_query() {
         (Method::GET, "/api/global-notifications", "/api/global-notifications/"),
         (
             Method::GET,
-            "/api/notifications?limit=5&offset=1",
-            "/api/notifications/?limit=5&offset=1",
+            "/api/notifications?limit=5&before_id=9",
+            "/api/notifications/?limit=5&before_id=9",
         ),
         (Method::POST, "/api/auth/login", "/api/auth/login/"),
         (
