@@ -128,23 +128,30 @@ pub fn global_removed_push(id: i32) -> ByteString {
     to_text(&serde_json::json!({ "type": "global_notification_removed", "id": id }))
 }
 
-/// `{"type":"notification_read","notification_ids":[...],"unread_count":N}`
-pub fn read_push(ids: &[i32], unread_count: u64) -> ByteString {
-    ids_push("notification_read", ids, unread_count)
+/// What happened to some of a user's notifications (the `type` of the push that says so).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// `notification_read`
+    Read,
+    /// `notification_unread`
+    Unread,
+    /// `notification_deleted`
+    Deleted,
 }
 
-/// `{"type":"notification_unread","notification_ids":[...],"unread_count":N}`
-pub fn unread_push(ids: &[i32], unread_count: u64) -> ByteString {
-    ids_push("notification_unread", ids, unread_count)
+impl Change {
+    fn push_type(self) -> &'static str {
+        match self {
+            Change::Read => "notification_read",
+            Change::Unread => "notification_unread",
+            Change::Deleted => "notification_deleted",
+        }
+    }
 }
 
-/// `{"type":"notification_deleted","notification_ids":[...],"unread_count":N}`
-pub fn deleted_push(ids: &[i32], unread_count: u64) -> ByteString {
-    ids_push("notification_deleted", ids, unread_count)
-}
-
-/// A change to some of a user's notifications, with their unread count after it.
-fn ids_push(kind: &str, ids: &[i32], unread_count: u64) -> ByteString {
+/// `{"type":"notification_read"|"notification_unread"|"notification_deleted",
+/// "notification_ids":[...],"unread_count":N}`: a change, with the user's unread count after it.
+pub fn change_push(change: Change, ids: &[i32], unread_count: u64) -> ByteString {
     #[derive(Serialize)]
     struct Changed<'a> {
         #[serde(rename = "type")]
@@ -153,7 +160,7 @@ fn ids_push(kind: &str, ids: &[i32], unread_count: u64) -> ByteString {
         unread_count: u64,
     }
     to_text(&Changed {
-        kind,
+        kind: change.push_type(),
         notification_ids: ids,
         unread_count,
     })
@@ -199,10 +206,16 @@ mod tests {
                 "notification_type":"job_application","is_read":false,
                 "link":"/employers/applicants/","created_at":"2026-01-05T10:30:00Z"}})
         );
-        let r: serde_json::Value = serde_json::from_str(&read_push(&[1, 2], 3)).expect("json");
-        assert_eq!(
-            r,
-            serde_json::json!({"type":"notification_read","notification_ids":[1,2],"unread_count":3})
-        );
+        for (change, kind) in [
+            (Change::Read, "notification_read"),
+            (Change::Unread, "notification_unread"),
+            (Change::Deleted, "notification_deleted"),
+        ] {
+            let r: serde_json::Value = serde_json::from_str(&change_push(change, &[1, 2], 3)).expect("json");
+            assert_eq!(
+                r,
+                serde_json::json!({"type": kind, "notification_ids": [1, 2], "unread_count": 3})
+            );
+        }
     }
 }

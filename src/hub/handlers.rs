@@ -5,8 +5,7 @@ use actix_web_actors::ws::{CloseCode, CloseReason};
 use super::{
     messages::{
         AnnouncementsExpired, Connect, CreatedNotification, Disconnect, FromLayer, Group, HubStats, LoadMutedTypes,
-        NotificationsDeleted, NotificationsRead, NotificationsUnread, RevokeCredential, SetMutedTypes, Shutdown, Stats,
-        ToSession, TooSlow,
+        NotificationsChanged, RevokeCredential, SetMutedTypes, Shutdown, Stats, ToSession, TooSlow,
     },
     server::{Member, NotificationHub, SessionInfo},
 };
@@ -89,29 +88,11 @@ impl Handler<AnnouncementsExpired> for NotificationHub {
     }
 }
 
-impl Handler<NotificationsRead> for NotificationHub {
+impl Handler<NotificationsChanged> for NotificationHub {
     type Result = ();
 
-    fn handle(&mut self, msg: NotificationsRead, _: &mut Context<Self>) {
-        let text = payloads::read_push(&msg.ids, msg.unread_count);
-        self.broadcast(Group::User(msg.user_id), text);
-    }
-}
-
-impl Handler<NotificationsUnread> for NotificationHub {
-    type Result = ();
-
-    fn handle(&mut self, msg: NotificationsUnread, _: &mut Context<Self>) {
-        let text = payloads::unread_push(&msg.ids, msg.unread_count);
-        self.broadcast(Group::User(msg.user_id), text);
-    }
-}
-
-impl Handler<NotificationsDeleted> for NotificationHub {
-    type Result = ();
-
-    fn handle(&mut self, msg: NotificationsDeleted, _: &mut Context<Self>) {
-        let text = payloads::deleted_push(&msg.ids, msg.unread_count);
+    fn handle(&mut self, msg: NotificationsChanged, _: &mut Context<Self>) {
+        let text = payloads::change_push(msg.change, &msg.ids, msg.unread_count);
         self.broadcast(Group::User(msg.user_id), text);
     }
 }

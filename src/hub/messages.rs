@@ -11,7 +11,7 @@ pub use entity::broadcast::CreatedNotification;
 
 use sea_orm::DatabaseConnection;
 
-use crate::{layer::LayerEvent, type_set::TypeSet};
+use crate::{layer::LayerEvent, payloads::Change, type_set::TypeSet};
 
 /// A broadcast group, named as in the seed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -105,11 +105,13 @@ pub struct TooSlow {
     pub session_id: u64,
 }
 
-/// Notifications of `user_id` were marked read: every socket of that user learns it.
+/// Notifications of `user_id` were marked read or unread, or deleted: every socket of that user
+/// learns it, with the unread count after the change.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct NotificationsRead {
+pub struct NotificationsChanged {
     pub user_id: i32,
+    pub change: Change,
     pub ids: Vec<i32>,
     pub unread_count: u64,
 }
@@ -120,24 +122,6 @@ pub struct NotificationsRead {
 #[rtype(result = "()")]
 pub struct AnnouncementsExpired {
     pub ids: Vec<i32>,
-}
-
-/// Notifications of `user_id` were marked unread: every socket of that user learns it.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct NotificationsUnread {
-    pub user_id: i32,
-    pub ids: Vec<i32>,
-    pub unread_count: u64,
-}
-
-/// Notifications of `user_id` were deleted: every socket of that user learns it.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct NotificationsDeleted {
-    pub user_id: i32,
-    pub ids: Vec<i32>,
-    pub unread_count: u64,
 }
 
 /// `user_id` changed the types they mute: the hub (of every node) stops pushing those live.

@@ -19,11 +19,8 @@ use sea_orm::{
 
 use crate::{
     error::ApiError,
-    hub::{
-        NotificationHub,
-        messages::{NotificationsDeleted, NotificationsRead, NotificationsUnread},
-    },
-    payloads::NotificationView,
+    hub::{NotificationHub, messages::NotificationsChanged},
+    payloads::{Change, NotificationView},
     type_set::TypeSet,
 };
 
@@ -253,14 +250,7 @@ pub async fn mark_read(
     if updated.rows_affected == 0 {
         return Err(ApiError::NotFound);
     }
-    entity::changes::touch_notifications(user_id);
-    let unread_count = unread_count(db, user_id).await?;
-    hub.do_send(NotificationsRead {
-        user_id,
-        ids: vec![id],
-        unread_count,
-    });
-    Ok(())
+    tell(db, hub, user_id, Change::Read, vec![id]).await
 }
 
 /// Marks all of `user_id`'s notifications read; answers how many were unread.
@@ -290,14 +280,8 @@ pub async fn mark_all_read(
         return Ok(0);
     }
     ids.sort_unstable();
-    entity::changes::touch_notifications(user_id);
-    let unread_count = unread_count(db, user_id).await?;
     let marked = ids.len() as u64;
-    hub.do_send(NotificationsRead {
-        user_id,
-        ids,
-        unread_count,
-    });
+    tell(db, hub, user_id, Change::Read, ids).await?;
     Ok(marked)
 }
 
@@ -318,14 +302,7 @@ pub async fn mark_unread(
     if updated.rows_affected == 0 {
         return Err(ApiError::NotFound);
     }
-    entity::changes::touch_notifications(user_id);
-    let unread_count = unread_count(db, user_id).await?;
-    hub.do_send(NotificationsUnread {
-        user_id,
-        ids: vec![id],
-        unread_count,
-    });
-    Ok(())
+    tell(db, hub, user_id, Change::Unread, vec![id]).await
 }
 
 /// Deletes one of `user_id`'s notifications; 404 for anyone else's or unknown.
@@ -344,14 +321,7 @@ pub async fn delete(
     if deleted.rows_affected == 0 {
         return Err(ApiError::NotFound);
     }
-    entity::changes::touch_notifications(user_id);
-    let unread_count = unread_count(db, user_id).await?;
-    hub.do_send(NotificationsDeleted {
-        user_id,
-        ids: vec![id],
-        unread_count,
-    });
-    Ok(())
+    tell(db, hub, user_id, Change::Deleted, vec![id]).await
 }
 
 /// Deletes `user_id`'s read notifications; answers how many.
@@ -365,16 +335,30 @@ pub async fn delete_read(db: &DatabaseConnection, hub: &Addr<NotificationHub>, u
     if deleted.is_empty() {
         return Ok(0);
     }
-    entity::changes::touch_notifications(user_id);
     let mut ids: Vec<i32> = deleted.iter().map(|n| n.id).collect();
     ids.sort_unstable();
+    tell(db, hub, user_id, Change::Deleted, ids).await?;
+    Ok(deleted.len() as u64)
+}
+
+/// After a change to `user_id`'s notifications has committed: cached lists learn they are stale,
+/// and every socket of the user gets the change with the unread count after it.
+async fn tell(
+    db: &DatabaseConnection,
+    hub: &Addr<NotificationHub>,
+    user_id: i32,
+    change: Change,
+    ids: Vec<i32>,
+) -> Result<(), ApiError> {
+    entity::changes::touch_notifications(user_id);
     let unread_count = unread_count(db, user_id).await?;
-    hub.do_send(NotificationsDeleted {
+    hub.do_send(NotificationsChanged {
         user_id,
+        change,
         ids,
         unread_count,
     });
-    Ok(deleted.len() as u64)
+    Ok(())
 }
 
 #[cfg(test)]
