@@ -139,6 +139,17 @@ pub fn read_push(ids: &[i32], unread_count: u64) -> ByteString {
     })
 }
 
+/// `{"type":"sync","unread_count":N,"replayed":K,"complete":true|false}`: the end of a
+/// handshake's replay.
+pub fn sync_push(unread_count: u64, replayed: usize, complete: bool) -> ByteString {
+    to_text(&serde_json::json!({
+        "type": "sync",
+        "unread_count": unread_count,
+        "replayed": replayed,
+        "complete": complete,
+    }))
+}
+
 /// `{"type":"error","error":"..."}`
 pub fn error_push(message: &str) -> ByteString {
     to_text(&serde_json::json!({ "type": "error", "error": message }))

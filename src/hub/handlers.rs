@@ -4,8 +4,8 @@ use actix_web_actors::ws::{CloseCode, CloseReason};
 
 use super::{
     messages::{
-        Connect, CreatedNotification, Disconnect, FromLayer, Group, HubStats, NotificationsRead, RevokeCredential,
-        Shutdown, Stats, ToSession, TooSlow,
+        Connect, CreatedNotification, Disconnect, FromLayer, Group, HubStats, Joined, NotificationsRead, PushKey,
+        RevokeCredential, Shutdown, Stats, ToSession, TooSlow,
     },
     server::{Member, NotificationHub, SessionInfo},
 };
@@ -27,10 +27,10 @@ impl Handler<Connect> for NotificationHub {
             recipient: msg.recipient.clone(),
             worker: msg.worker.index,
         };
-        self.join(Group::User(msg.user_id), msg.session_id, member());
+        let subscribed = self.join(Group::User(msg.user_id), msg.session_id, member());
         self.join(Group::Global, msg.session_id, member());
         if let Some(joined) = msg.joined {
-            let _ = joined.send(());
+            let _ = joined.send(Joined { subscribed });
         }
     }
 }
@@ -63,8 +63,14 @@ impl Handler<CreatedNotification> for NotificationHub {
     /// Serialized once here; every socket gets the same shared bytes.
     fn handle(&mut self, msg: CreatedNotification, _: &mut Context<Self>) {
         match msg {
-            CreatedNotification::User(n) => self.broadcast(Group::User(n.user_id), payloads::notification_push(&n)),
-            CreatedNotification::Global(g) => self.broadcast(Group::Global, payloads::global_push(&g)),
+            CreatedNotification::User(n) => self.broadcast_push(
+                Group::User(n.user_id),
+                payloads::notification_push(&n),
+                PushKey::Personal(n.id),
+            ),
+            CreatedNotification::Global(g) => {
+                self.broadcast_push(Group::Global, payloads::global_push(&g), PushKey::Global(g.id))
+            }
         }
     }
 }
@@ -92,12 +98,13 @@ impl Handler<FromLayer> for NotificationHub {
 
     fn handle(&mut self, FromLayer(event): FromLayer, ctx: &mut Context<Self>) {
         match event {
-            LayerEvent::Deliver { group, text } => self.deliver_local(group, &text),
+            LayerEvent::Deliver { group, text, key } => self.deliver_push(group, &text, key),
             LayerEvent::Revoke {
                 credential_id,
                 token_hash,
             } => self.close_credential(credential_id, &token_hash),
             LayerEvent::Reconnected => self.recheck_credentials(ctx),
+            LayerEvent::Lost => {}
         }
     }
 }

@@ -9,9 +9,9 @@ use actix::{Actor, ActorFutureExt, AsyncContext, Context, Recipient, WrapFuture}
 use actix_web_actors::ws::{CloseCode, CloseReason};
 use bytestring::ByteString;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
-use super::messages::{Deliver, Group, PushFrame, ToSession};
+use super::messages::{Deliver, Group, PushFrame, PushKey, ToSession};
 use crate::{auth::AuthService, layer::ChannelLayer};
 
 /// How often the heartbeat timer pings the next slice of sessions. Short, so each slice is
@@ -58,13 +58,19 @@ impl NotificationHub {
 
     /// Sends `text` to this node's members of `group` and to the other nodes' through the layer.
     pub(super) fn broadcast(&mut self, group: Group, text: ByteString) {
-        self.layer.publish_deliver(group, &text);
-        self.deliver_local(group, &text);
+        self.broadcast_push(group, text, PushKey::Other);
     }
 
-    /// Sends `text` to this node's members of `group`: one `Deliver` per worker thread they are
-    /// on, which writes it to their sockets. The frame is made here, once for all of them.
-    pub(super) fn deliver_local(&mut self, group: Group, text: &str) {
+    /// `broadcast` for a push that carries a notification (`key`).
+    pub(super) fn broadcast_push(&mut self, group: Group, text: ByteString, key: PushKey) {
+        self.layer.publish_deliver(group, &text, key);
+        self.deliver_push(group, &text, key);
+    }
+
+    /// Sends `text`, which carries `key`, to this node's members of `group`: one `Deliver` per
+    /// worker thread they are on, which writes it to their sockets. The frame is made here, once
+    /// for all of them.
+    pub(super) fn deliver_push(&mut self, group: Group, text: &str, key: PushKey) {
         let Some(members) = self.groups.get(&group) else {
             return;
         };
@@ -82,6 +88,7 @@ impl NotificationHub {
                 // Fails only if the worker's runtime is gone, and its sessions with it.
                 let _ = link.send(Deliver {
                     frame: frame.clone(),
+                    key,
                     sessions,
                 });
             }
@@ -107,12 +114,16 @@ impl NotificationHub {
         member
     }
 
-    pub(super) fn join(&mut self, group: Group, id: u64, member: Member) {
+    /// Adds a session to `group`; for a group new to this node, answers what tells once the
+    /// channel layer's subscription to it stands (see `Joined`).
+    pub(super) fn join(&mut self, group: Group, id: u64, member: Member) -> Option<oneshot::Receiver<()>> {
+        let mut subscribed = None;
         let members = self.groups.entry(group).or_insert_with(|| {
-            self.layer.join(group);
+            subscribed = self.layer.join(group);
             HashMap::new()
         });
         members.insert(id, member);
+        subscribed
     }
 
     /// Closes this node's sessions opened with a revoked credential.

@@ -6,17 +6,21 @@
 //! - `{prefix}:user:{id}`: one user's pushes; a node subscribes while it has that user's sockets,
 //!   so per-user traffic reaches only the nodes that need it.
 //!
-//! A payload is `{node id} {body}`: the body is the exact WebSocket text the hub serialized (or a
-//! control command); the node id lets a node skip what it published itself, since its hub has
-//! already delivered that locally. Each message crosses Redis once per subscribed node.
+//! A payload is `{node id} {body}` or `{node id} {key} {body}`: the body is the exact WebSocket
+//! text the hub serialized (or a control command); the node id lets a node skip what it
+//! published itself, since its hub has already delivered that locally; the key (`n123`,
+//! `g45`) names the notification a push carries, so that a hub catching up skips what it has
+//! already sent. Each message crosses Redis once per subscribed node.
 //!
 //! The hub never waits on Redis: it hands publishes to a background task over a bounded queue
 //! (dropped, with a log line, when full) and records subscription changes and revocations in
 //! shared state the task catches up with. The task owns the connections, reconnects with backoff
 //! and resubscribes. While it is disconnected the node is unready, the credential cache is off
 //! (revocations from other nodes could be missed) and pushes for other nodes are dropped rather
-//! than sent late (clients catch up over REST); revocations are kept and sent on reconnect, when
-//! the hub also re-checks the logins of its open sockets.
+//! than sent late; revocations are kept and sent on reconnect, when the hub also re-checks the
+//! logins of its open sockets and catches up from the database what other nodes created
+//! meanwhile (`hub::catch_up`). A handshake of a user new to this node waits for that user's
+//! SUBSCRIBE (see `join`), so no push published after its 101 is missed.
 use std::{
     collections::{HashMap, HashSet, VecDeque},
     future::Future,
@@ -32,13 +36,16 @@ use std::{
 use ::redis::{AsyncConnectionConfig, Client, Msg, RedisResult, Value, aio};
 use actix::{WeakRecipient, prelude::Stream};
 use bytestring::ByteString;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::{LayerEvent, LayerStatus};
 use crate::{
     auth::AuthService,
     configuration::redact,
-    hub::{Group, messages::FromLayer},
+    hub::{
+        Group,
+        messages::{FromLayer, PushKey},
+    },
 };
 
 /// Publishes waiting for the task; past this the hub drops them (clients catch up over REST).
@@ -82,6 +89,8 @@ struct Shared {
     /// Revocation payloads not yet published; kept across outages, since a node that misses one
     /// would keep accepting the revoked credential from its cache.
     revocations: Mutex<VecDeque<String>>,
+    /// Told once the user channels changed before them are subscribed (handshakes wait on them).
+    subscribed_acks: Mutex<Vec<oneshot::Sender<()>>>,
     /// Set with either of the above; the task clears it when it catches up.
     dirty: AtomicBool,
     wake: Notify,
@@ -148,14 +157,14 @@ impl RedisConfig {
 impl RedisLayer {
     /// Queues a push for the other nodes' members of `group`; drops it if the queue is full or
     /// Redis is unreachable (the other nodes' clients catch up over REST).
-    pub fn publish_deliver(&self, group: Group, text: &str) {
+    pub fn publish_deliver(&self, group: Group, text: &str, key: PushKey) {
         if !self.status.is_ready() {
             self.shared.discarded.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let outgoing = Outgoing {
             channel: self.channels.for_group(group),
-            payload: frame(&self.node, text),
+            payload: frame_keyed(&self.node, key, text),
         };
         match self.outgoing.try_send(outgoing) {
             Ok(()) => {}
@@ -191,9 +200,23 @@ impl RedisLayer {
         self.shared.wake();
     }
 
-    /// This node has sockets in `group`: receive its traffic.
-    pub fn join(&self, group: Group) {
+    /// This node has sockets in `group`: receive its traffic. For a user's group while the
+    /// link is up, answers what tells once the SUBSCRIBE stands (dropped if the link fails
+    /// first; the hub then catches up on reconnect).
+    pub fn join(&self, group: Group) -> Option<oneshot::Receiver<()>> {
+        if !matches!(group, Group::User(_)) || !self.status.is_ready() {
+            self.change(group, true);
+            return None;
+        }
+        let (told, subscribed) = oneshot::channel();
+        // Recorded after the change, so the task that takes it has drained the change first.
         self.change(group, true);
+        self.shared
+            .subscribed_acks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(told);
+        Some(subscribed)
     }
 
     /// This node has no sockets left in `group`: stop receiving its traffic.
@@ -277,10 +300,35 @@ fn frame(node: &str, body: &str) -> String {
     payload
 }
 
+/// Prefixes a push with the publishing node's id and what it carries.
+fn frame_keyed(node: &str, key: PushKey, body: &str) -> String {
+    match key {
+        PushKey::Personal(id) => frame(node, &format!("n{id} {body}")),
+        PushKey::Global(id) => frame(node, &format!("g{id} {body}")),
+        PushKey::Other => frame(node, body),
+    }
+}
+
 /// Splits a payload into the publishing node's id and the body.
 fn unframe(payload: &[u8]) -> Option<(&str, &str)> {
     let (node, body) = std::str::from_utf8(payload).ok()?.split_once(' ')?;
     (!node.is_empty()).then_some((node, body))
+}
+
+/// Splits a push's body into what it carries and its text (a JSON text has no key before it).
+fn unkey(body: &str) -> (PushKey, &str) {
+    let keyed = |tag: char| {
+        let (key, text) = body.split_once(' ')?;
+        let id = key.strip_prefix(tag)?.parse().ok()?;
+        Some((id, text))
+    };
+    if let Some((id, text)) = keyed('n') {
+        (PushKey::Personal(id), text)
+    } else if let Some((id, text)) = keyed('g') {
+        (PushKey::Global(id), text)
+    } else {
+        (PushKey::Other, body)
+    }
 }
 
 /// A command on the control channel.
@@ -372,6 +420,7 @@ impl Task {
                         Ended::HubGone => return,
                         Ended::Lost(e) => {
                             self.set_connected(false);
+                            self.to_hub(LayerEvent::Lost);
                             log::error!(
                                 "channel layer: lost Redis at {} ({e}); node is unready, reconnecting",
                                 self.url
@@ -419,9 +468,11 @@ impl Task {
             subscriber,
             messages,
         };
+        let acks = self.take_acks();
         self.drain_user_changes();
         let users: Vec<String> = self.wanted.iter().map(|&id| self.channels.user(id)).collect();
         subscribe_all(&mut link.subscriber, true, users).await?;
+        tell(acks);
         self.publish_revocations(&mut link).await?;
         Ok(link)
     }
@@ -461,12 +512,19 @@ impl Task {
 
     /// Applies subscription changes and publishes pending revocations.
     async fn catch_up(&mut self, link: &mut Link) -> Result<(), String> {
+        // Taken before the changes are drained: each ack's change is then among them.
+        let acks = self.take_acks();
         let (joined, left) = self.drain_user_changes();
         let channels = |ids: Vec<i32>| ids.into_iter().map(|id| self.channels.user(id)).collect::<Vec<_>>();
         let (joined, left) = (channels(joined), channels(left));
         subscribe_all(&mut link.subscriber, true, joined).await?;
+        tell(acks);
         subscribe_all(&mut link.subscriber, false, left).await?;
         self.publish_revocations(link).await
+    }
+
+    fn take_acks(&self) -> Vec<oneshot::Sender<()>> {
+        std::mem::take(&mut *self.shared.subscribed_acks.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Folds the hub's recorded changes into `wanted`; answers the users joined and left.
@@ -546,14 +604,18 @@ impl Task {
             return;
         }
         let event = match channel {
-            Channel::Global => LayerEvent::Deliver {
-                group: Group::Global,
-                text: ByteString::from(body),
-            },
-            Channel::User(id) => LayerEvent::Deliver {
-                group: Group::User(id),
-                text: ByteString::from(body),
-            },
+            Channel::Global | Channel::User(_) => {
+                let (key, text) = unkey(body);
+                let group = match channel {
+                    Channel::User(id) => Group::User(id),
+                    _ => Group::Global,
+                };
+                LayerEvent::Deliver {
+                    group,
+                    text: ByteString::from(text),
+                    key,
+                }
+            }
             Channel::Control => match Control::parse(body) {
                 Some(Control::Revoke {
                     credential_id,
@@ -598,6 +660,14 @@ impl Task {
     }
 }
 
+/// Tells the waiting handshakes that their subscriptions stand.
+fn tell(acks: Vec<oneshot::Sender<()>>) {
+    for ack in acks {
+        // The handshake may have given up waiting.
+        let _ = ack.send(());
+    }
+}
+
 /// SUBSCRIBEs (or UNSUBSCRIBEs) `channels`, a chunk per command.
 async fn subscribe_all(sink: &mut aio::PubSubSink, subscribe: bool, channels: Vec<String>) -> Result<(), String> {
     for chunk in channels.chunks(SUBSCRIBE_CHUNK_LEN) {
@@ -633,6 +703,18 @@ mod tests {
         let text = r#"{"type":"notification","notification":{"title":"a b  c"}}"#;
         let payload = frame("00ab12cd34ef5678", text);
         assert_eq!(unframe(payload.as_bytes()), Some(("00ab12cd34ef5678", text)));
+    }
+
+    #[test]
+    fn a_keyed_push_parses_back_to_its_key_and_exact_text() {
+        let text = r#"{"type":"notification","notification":{"id":7}}"#;
+        for key in [PushKey::Personal(7), PushKey::Global(3), PushKey::Other] {
+            let payload = frame_keyed("00ab12cd34ef5678", key, text);
+            let (node, body) = unframe(payload.as_bytes()).expect("framed");
+            assert_eq!(node, "00ab12cd34ef5678");
+            assert_eq!(unkey(body), (key, text));
+        }
+        assert_eq!(unkey("nx {}"), (PushKey::Other, "nx {}"));
     }
 
     #[test]

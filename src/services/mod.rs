@@ -1,4 +1,5 @@
 //! What the REST routes and the WebSocket sessions both do: queries and state changes.
+pub mod catch_up;
 pub mod global_notifications;
 pub mod group_commit;
 pub mod notifications;

@@ -76,7 +76,7 @@ fn start(hub: Addr<NotificationHub>) -> Worker {
 
 /// The thread's delivery task: ends with the thread's runtime.
 async fn deliver_all(mut receiver: mpsc::UnboundedReceiver<Deliver>) {
-    while let Some(Deliver { frame, sessions }) = receiver.recv().await {
+    while let Some(Deliver { frame, key, sessions }) = receiver.recv().await {
         let frame = frame.bytes();
         let mut turns = sessions.chunks(WRITES_PER_TURN).peekable();
         while let Some(turn) = turns.next() {
@@ -86,7 +86,7 @@ async fn deliver_all(mut receiver: mpsc::UnboundedReceiver<Deliver>) {
                     let Some(outlet) = worker.sessions.get(&session_id) else {
                         continue;
                     };
-                    if outlet.push(frame) == Pushed::TooSlow {
+                    if outlet.push(frame, key) == Pushed::TooSlow {
                         // The hub takes it out of its groups and tells it to close. The session
                         // cannot see to that itself: it is not polled until its socket drains.
                         worker.hub.do_send(TooSlow { session_id });

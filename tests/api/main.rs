@@ -27,6 +27,7 @@ macro_rules! both_backends {
 }
 
 mod auth;
+mod catch_up;
 mod cli;
 mod cluster;
 mod errors;
