@@ -27,7 +27,7 @@ use crate::{
     hub::{NotificationHub, messages::Shutdown},
     layer::{ChannelLayer, LayerStatus, redis::RedisConfig},
     routes,
-    services::{group_commit::NotificationWriter, notifications::ListCache},
+    services::{catch_up, group_commit::NotificationWriter, notifications::ListCache},
     state::AppState,
     ws,
 };
@@ -54,6 +54,8 @@ pub enum StartupError {
     Bind { addr: String, source: std::io::Error },
     #[error("channel layer: {0}")]
     Layer(String),
+    #[error("cannot read the database: {0}")]
+    Query(sea_orm::DbErr),
 }
 
 /// A built, bound, not yet running Herald.
@@ -175,6 +177,12 @@ impl Application {
             })?
             .port();
 
+        // Where the hub starts to watch for what other nodes create (several nodes only).
+        let newest = if redis.is_some() {
+            catch_up::newest_ids(&db).await.map_err(StartupError::Query)?
+        } else {
+            (0, 0)
+        };
         let layer_status = LayerStatus::new(true);
         let heartbeat = settings.websocket.heartbeat_interval();
         // The Redis task needs the hub's address and the hub owns the layer: create them together.
@@ -186,7 +194,7 @@ impl Application {
                     ChannelLayer::Redis(redis.start(hub, layer_status.clone(), auth.clone()))
                 }
             };
-            NotificationHub::new(layer, auth.clone(), heartbeat)
+            NotificationHub::new(layer, auth.clone(), heartbeat).catching_up_from(db.clone(), newest)
         });
         // Entity hooks anywhere in this actix System now reach this hub.
         entity::broadcast::subscribe(hub.clone().recipient());

@@ -15,11 +15,13 @@ impl Handler<Connect> for NotificationHub {
     type Result = ();
 
     fn handle(&mut self, msg: Connect, _: &mut Context<Self>) {
+        let joined = self.watch.as_mut().map_or(0, |watch| watch.next_join());
         self.sessions.insert(
             msg.session_id,
             SessionInfo {
                 user_id: msg.user_id,
                 credential_id: msg.credential_id,
+                joined,
             },
         );
         self.workers.entry(msg.worker.index).or_insert(msg.worker.sender);
@@ -61,17 +63,17 @@ impl Handler<CreatedNotification> for NotificationHub {
     type Result = ();
 
     /// Serialized once here; every socket gets the same shared bytes.
-    fn handle(&mut self, msg: CreatedNotification, _: &mut Context<Self>) {
-        match msg {
-            CreatedNotification::User(n) => self.broadcast_push(
+    fn handle(&mut self, msg: CreatedNotification, ctx: &mut Context<Self>) {
+        let (group, text, key) = match msg {
+            CreatedNotification::User(n) => (
                 Group::User(n.user_id),
                 payloads::notification_push(&n),
                 PushKey::Personal(n.id),
             ),
-            CreatedNotification::Global(g) => {
-                self.broadcast_push(Group::Global, payloads::global_push(&g), PushKey::Global(g.id))
-            }
-        }
+            CreatedNotification::Global(g) => (Group::Global, payloads::global_push(&g), PushKey::Global(g.id)),
+        };
+        self.layer.publish_deliver(group, &text, key);
+        self.push_local(group, &text, key, ctx);
     }
 }
 
@@ -98,13 +100,16 @@ impl Handler<FromLayer> for NotificationHub {
 
     fn handle(&mut self, FromLayer(event): FromLayer, ctx: &mut Context<Self>) {
         match event {
-            LayerEvent::Deliver { group, text, key } => self.deliver_push(group, &text, key),
+            LayerEvent::Deliver { group, text, key } => self.push_local(group, &text, key, ctx),
             LayerEvent::Revoke {
                 credential_id,
                 token_hash,
             } => self.close_credential(credential_id, &token_hash),
-            LayerEvent::Reconnected => self.recheck_credentials(ctx),
-            LayerEvent::Lost => {}
+            LayerEvent::Reconnected => {
+                self.recheck_credentials(ctx);
+                self.link_back(ctx);
+            }
+            LayerEvent::Lost => self.link_lost(),
         }
     }
 }

@@ -11,7 +11,12 @@ use bytestring::ByteString;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::messages::{Deliver, Group, PushFrame, PushKey, ToSession};
+use sea_orm::DatabaseConnection;
+
+use super::{
+    catch_up::{SWEEP_INTERVAL, Watch},
+    messages::{Deliver, Group, PushFrame, PushKey, ToSession},
+};
 use crate::{auth::AuthService, layer::ChannelLayer};
 
 /// How often the heartbeat timer pings the next slice of sessions. Short, so each slice is
@@ -28,6 +33,8 @@ pub(super) struct Member {
 pub(super) struct SessionInfo {
     pub user_id: i32,
     pub credential_id: i32,
+    /// Its place in the order of joins (`catch_up`; 0 for a single node).
+    pub joined: u64,
 }
 
 /// Owns group membership (`user_{id}_notifications`, `global_notifications`) and delivers
@@ -42,6 +49,8 @@ pub struct NotificationHub {
     pub(super) auth: Arc<AuthService>,
     /// How often every session is told to ping its peer.
     heartbeat_interval: Duration,
+    /// Catching up from the database after the channel layer failed (several nodes only).
+    pub(super) watch: Option<Watch>,
 }
 
 impl NotificationHub {
@@ -53,30 +62,49 @@ impl NotificationHub {
             layer,
             auth,
             heartbeat_interval,
+            watch: None,
         }
+    }
+
+    /// With a channel layer shared by several nodes: catches up from `db` what the other nodes
+    /// created while the link to them was down (`catch_up`). `newest` are the largest
+    /// notification and announcement ids stored now.
+    pub fn catching_up_from(mut self, db: DatabaseConnection, newest: (i32, i32)) -> Self {
+        if self.layer.is_shared() {
+            self.watch = Some(Watch::new(db, newest));
+        }
+        self
     }
 
     /// Sends `text` to this node's members of `group` and to the other nodes' through the layer.
     pub(super) fn broadcast(&mut self, group: Group, text: ByteString) {
-        self.broadcast_push(group, text, PushKey::Other);
-    }
-
-    /// `broadcast` for a push that carries a notification (`key`).
-    pub(super) fn broadcast_push(&mut self, group: Group, text: ByteString, key: PushKey) {
-        self.layer.publish_deliver(group, &text, key);
-        self.deliver_push(group, &text, key);
+        self.layer.publish_deliver(group, &text, PushKey::Other);
+        self.deliver_push(group, &text, PushKey::Other);
     }
 
     /// Sends `text`, which carries `key`, to this node's members of `group`: one `Deliver` per
     /// worker thread they are on, which writes it to their sockets. The frame is made here, once
     /// for all of them.
     pub(super) fn deliver_push(&mut self, group: Group, text: &str, key: PushKey) {
+        self.deliver_to(group, text, key, |_| true);
+    }
+
+    /// `deliver_push` to the members that joined before `joined_before` (a catch-up's rows).
+    pub(super) fn deliver_joined_before(&mut self, group: Group, text: &str, key: PushKey, joined_before: u64) {
+        let sessions = std::mem::take(&mut self.sessions);
+        self.deliver_to(group, text, key, |id| {
+            sessions.get(&id).is_some_and(|info| info.joined < joined_before)
+        });
+        self.sessions = sessions;
+    }
+
+    fn deliver_to(&mut self, group: Group, text: &str, key: PushKey, to: impl Fn(u64) -> bool) {
         let Some(members) = self.groups.get(&group) else {
             return;
         };
         // As many entries as worker threads: a short list beats a map.
         let mut batches: Vec<(usize, Vec<u64>)> = Vec::new();
-        for (&id, member) in members {
+        for (&id, member) in members.iter().filter(|(id, _)| to(**id)) {
             match batches.iter_mut().find(|(worker, _)| *worker == member.worker) {
                 Some((_, sessions)) => sessions.push(id),
                 None => batches.push((member.worker, vec![id])),
@@ -188,6 +216,9 @@ impl Actor for NotificationHub {
     /// every session is pinged once per interval and the pings are spread evenly over it: all
     /// at once, 10,000 pings and their pongs doubled the fan-out round they met.
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.watch.is_some() {
+            ctx.run_interval(SWEEP_INTERVAL, |hub, ctx| hub.watch_tick(ctx));
+        }
         let slices = (self.heartbeat_interval.as_millis() / HEARTBEAT_TICK.as_millis()).max(1) as u64;
         let mut tick: u64 = 0;
         ctx.run_interval(self.heartbeat_interval / slices as u32, move |hub, _| {
