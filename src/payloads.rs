@@ -142,12 +142,20 @@ pub fn read_push(ids: &[i32], unread_count: u64) -> ByteString {
 /// `{"type":"sync","unread_count":N,"replayed":K,"complete":true|false}`: the end of a
 /// handshake's replay.
 pub fn sync_push(unread_count: u64, replayed: usize, complete: bool) -> ByteString {
-    to_text(&serde_json::json!({
-        "type": "sync",
-        "unread_count": unread_count,
-        "replayed": replayed,
-        "complete": complete,
-    }))
+    #[derive(Serialize)]
+    struct Sync<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        unread_count: u64,
+        replayed: usize,
+        complete: bool,
+    }
+    to_text(&Sync {
+        kind: "sync",
+        unread_count,
+        replayed,
+        complete,
+    })
 }
 
 /// `{"type":"error","error":"..."}`

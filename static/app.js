@@ -192,6 +192,8 @@ async function loadNotifications() {
   app.notifications = fetched;
   setUnread((typeof data.unread_count === 'number' ? data.unread_count : recountUnread()) + extraUnread);
   renderList();
+  // A reconnect resumes from here: the server replays what is newer.
+  if (app.client) app.client.seen({ lastId: maxId });
 }
 
 async function markRead(id) {
@@ -386,6 +388,7 @@ async function loadAnnouncements() {
     for (const [id, g] of racing) if (!fetched.has(id)) fetched.set(id, g);
     app.globals = fetched;
     renderAnnouncements();
+    if (app.client) app.client.seen({ lastGlobalId: Math.max(0, ...(data.notifications || []).map((g) => g.id)) });
   } catch {
     /* keep what we have; the next refresh will try again */
   } finally {
@@ -411,11 +414,18 @@ function startLive() {
 
   client.addEventListener('statechange', (e) => renderConnState(e.detail.state, e.detail.reason));
 
-  client.addEventListener('open', () => {
-    // Catch up on whatever happened while we were not connected.
+  const refetch = () => {
     loadNotifications().catch((err) => handleApiError(err, 'Could not load notifications'));
     loadAnnouncements();
+  };
+  // The first connection loads the lists; a reconnect gets what it missed replayed over the
+  // socket, and `refetch` asks for the lists again when it could not be (or not all of it).
+  client.addEventListener('open', (e) => {
+    if (!e.detail.reconnected) refetch();
   });
+  client.addEventListener('refetch', refetch);
+  // The badge is right before any list arrives.
+  client.addEventListener('sync', (e) => setUnread(e.detail.unread_count));
 
   client.addEventListener('notification', (e) => {
     const n = e.detail.notification;
