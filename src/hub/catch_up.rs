@@ -10,10 +10,11 @@
 //! sweep, run after every push that arrived meanwhile, ends the outage; the ids it handled are
 //! then kept for a while to drop their live pushes, should any still arrive late.
 //!
-//! Ids are taken before a transaction commits, so a row may appear after a larger id: a sweep
-//! reads again from the newest id of a few seconds ago (`LATE_COMMIT`) and skips those it has
-//! handled. A sweep's rows go only to sessions that joined before it read them: a later session
-//! had them in its own replay, or was not connected when they were made.
+//! Ids are taken before a transaction commits, and pushes from different nodes cross in Redis,
+//! so a row may appear after a larger id: an outage's sweeps start from the newest id handled
+//! a few seconds before it (`LATE_COMMIT`), skipping those delivered live since, and each sweep
+//! reads again from the newest id of a few seconds ago, skipping those it has handled. A
+//! session that replayed at its handshake drops what its replay held (`ws::transport`).
 use std::{
     collections::{HashSet, VecDeque},
     time::{Duration, Instant},
@@ -39,6 +40,8 @@ const SWEEP_MAX_ROWS: usize = 20_000;
 const LATE_COMMIT: Duration = Duration::from_secs(5);
 /// How long after an outage the ids its sweeps handled are kept, to drop late live pushes.
 const RECENT_FOR: Duration = Duration::from_secs(30);
+/// Live deliveries remembered at most (for the next outage's first sweep to skip).
+const LIVE_MAX: usize = 100_000;
 
 /// What the hub keeps to catch up after the channel layer failed. Off for a single node.
 pub(super) struct Watch {
@@ -50,8 +53,11 @@ pub(super) struct Watch {
     outage: Option<Outage>,
     /// The ids the last outage's sweeps handled, and until when they are kept.
     recent: Option<(Handled, Instant)>,
-    /// Counts joins: a sweep's rows go to the sessions that joined before it read them.
-    joins: u64,
+    /// The newest ids at each tick outside an outage: the next outage starts from one
+    /// `LATE_COMMIT` old.
+    marks: VecDeque<(Instant, i32, i32)>,
+    /// The notifications and announcements delivered live since the oldest mark.
+    live: VecDeque<(Instant, PushKey)>,
 }
 
 #[derive(Default)]
@@ -98,6 +104,13 @@ struct Swept {
 }
 
 impl Watch {
+    fn remember_live(&mut self, key: PushKey) {
+        if self.live.len() >= LIVE_MAX {
+            self.live.pop_front();
+        }
+        self.live.push_back((Instant::now(), key));
+    }
+
     /// Starts as in an outage: until the link first stands, other nodes cannot be heard.
     /// `newest` are the largest ids stored at start-up.
     pub(super) fn new(db: DatabaseConnection, (newest, newest_global): (i32, i32)) -> Self {
@@ -107,14 +120,47 @@ impl Watch {
             newest_global,
             outage: Some(Outage::new(newest, newest_global)),
             recent: None,
-            joins: 0,
+            marks: VecDeque::from([(Instant::now(), newest, newest_global)]),
+            live: VecDeque::new(),
         }
     }
 
-    /// A session joins: answers its place in the order of joins.
-    pub(super) fn next_join(&mut self) -> u64 {
-        self.joins += 1;
-        self.joins
+    /// Records the newest ids now, keeping marks (and live deliveries) back to the first one
+    /// at least `LATE_COMMIT` old.
+    fn mark(&mut self) {
+        let now = Instant::now();
+        self.marks.push_back((now, self.newest, self.newest_global));
+        while self.marks.len() > 1 && now.duration_since(self.marks[1].0) >= LATE_COMMIT {
+            self.marks.pop_front();
+        }
+        let oldest = self.marks[0].0;
+        while self.live.front().is_some_and(|(at, _)| *at < oldest) {
+            self.live.pop_front();
+        }
+    }
+
+    /// An outage begins: from the newest ids of `LATE_COMMIT` ago, skipping what was delivered
+    /// live since.
+    fn begin_outage(&mut self) -> Outage {
+        let now = Instant::now();
+        let &(since, floor, floor_global) = self
+            .marks
+            .iter()
+            .rev()
+            .find(|(at, _, _)| now.duration_since(*at) >= LATE_COMMIT)
+            .or(self.marks.front())
+            .unwrap_or(&(now, self.newest, self.newest_global));
+        let mut outage = Outage::new(floor, floor_global);
+        for (_, key) in self.live.iter().filter(|(at, _)| *at >= since) {
+            match *key {
+                PushKey::Personal(id) if id > floor => outage.handled.personal.insert(id),
+                PushKey::Global(id) if id > floor_global => outage.handled.global.insert(id),
+                _ => false,
+            };
+        }
+        self.live.clear();
+        self.marks.clear();
+        outage
     }
 }
 
@@ -133,12 +179,14 @@ impl NotificationHub {
                     return;
                 }
                 watch.newest = watch.newest.max(id);
+                watch.remember_live(key);
             }
             PushKey::Global(id) => {
                 if watch.recent.as_ref().is_some_and(|(r, _)| r.global.contains(&id)) {
                     return;
                 }
                 watch.newest_global = watch.newest_global.max(id);
+                watch.remember_live(key);
             }
         }
         self.deliver_push(group, text, key);
@@ -150,7 +198,7 @@ impl NotificationHub {
             && watch.outage.is_none()
         {
             log::warn!("catching up from the database until the channel layer is back");
-            watch.outage = Some(Outage::new(watch.newest, watch.newest_global));
+            watch.outage = Some(watch.begin_outage());
         }
     }
 
@@ -170,6 +218,8 @@ impl NotificationHub {
         }
         if watch.outage.is_some() {
             self.sweep(ctx);
+        } else {
+            watch.mark();
         }
     }
 
@@ -184,15 +234,14 @@ impl NotificationHub {
         outage.running = true;
         outage.again = false;
         let (db, floor, floor_global) = (watch.db.clone(), outage.floor, outage.floor_global);
-        let joined_before = watch.joins + 1;
         ctx.spawn(
             read_since(db, floor, floor_global)
                 .into_actor(self)
-                .map(move |swept, hub, ctx| hub.swept(swept, joined_before, ctx)),
+                .map(|swept, hub, ctx| hub.swept(swept, ctx)),
         );
     }
 
-    fn swept(&mut self, swept: Result<Swept, DbErr>, joined_before: u64, ctx: &mut Context<Self>) {
+    fn swept(&mut self, swept: Result<Swept, DbErr>, ctx: &mut Context<Self>) {
         let Some(outage) = self.watch.as_mut().and_then(|w| w.outage.as_mut()) else {
             return;
         };
@@ -220,12 +269,12 @@ impl NotificationHub {
             let group = Group::User(n.user_id);
             if self.groups.contains_key(&group) {
                 let text = payloads::notification_push(n);
-                self.deliver_joined_before(group, &text, PushKey::Personal(n.id), joined_before);
+                self.deliver_push(group, &text, PushKey::Personal(n.id));
             }
         }
         for g in &global {
             let text = payloads::global_push(g);
-            self.deliver_joined_before(Group::Global, &text, PushKey::Global(g.id), joined_before);
+            self.deliver_push(Group::Global, &text, PushKey::Global(g.id));
         }
         let Some(watch) = &mut self.watch else { return };
         watch.newest = personal.iter().map(|n| n.id).fold(watch.newest, i32::max);
@@ -239,6 +288,7 @@ impl NotificationHub {
             let handled = std::mem::take(&mut outage.handled);
             watch.outage = None;
             watch.recent = Some((handled, Instant::now() + RECENT_FOR));
+            watch.mark();
         }
     }
 }

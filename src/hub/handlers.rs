@@ -15,13 +15,11 @@ impl Handler<Connect> for NotificationHub {
     type Result = ();
 
     fn handle(&mut self, msg: Connect, _: &mut Context<Self>) {
-        let joined = self.watch.as_mut().map_or(0, |watch| watch.next_join());
         self.sessions.insert(
             msg.session_id,
             SessionInfo {
                 user_id: msg.user_id,
                 credential_id: msg.credential_id,
-                joined,
             },
         );
         self.workers.entry(msg.worker.index).or_insert(msg.worker.sender);

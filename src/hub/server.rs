@@ -33,8 +33,6 @@ pub(super) struct Member {
 pub(super) struct SessionInfo {
     pub user_id: i32,
     pub credential_id: i32,
-    /// Its place in the order of joins (`catch_up`; 0 for a single node).
-    pub joined: u64,
 }
 
 /// Owns group membership (`user_{id}_notifications`, `global_notifications`) and delivers
@@ -86,25 +84,12 @@ impl NotificationHub {
     /// worker thread they are on, which writes it to their sockets. The frame is made here, once
     /// for all of them.
     pub(super) fn deliver_push(&mut self, group: Group, text: &str, key: PushKey) {
-        self.deliver_to(group, text, key, |_| true);
-    }
-
-    /// `deliver_push` to the members that joined before `joined_before` (a catch-up's rows).
-    pub(super) fn deliver_joined_before(&mut self, group: Group, text: &str, key: PushKey, joined_before: u64) {
-        let sessions = std::mem::take(&mut self.sessions);
-        self.deliver_to(group, text, key, |id| {
-            sessions.get(&id).is_some_and(|info| info.joined < joined_before)
-        });
-        self.sessions = sessions;
-    }
-
-    fn deliver_to(&mut self, group: Group, text: &str, key: PushKey, to: impl Fn(u64) -> bool) {
         let Some(members) = self.groups.get(&group) else {
             return;
         };
         // As many entries as worker threads: a short list beats a map.
         let mut batches: Vec<(usize, Vec<u64>)> = Vec::new();
-        for (&id, member) in members.iter().filter(|(id, _)| to(**id)) {
+        for (&id, member) in members {
             match batches.iter_mut().find(|(worker, _)| *worker == member.worker) {
                 Some((_, sessions)) => sessions.push(id),
                 None => batches.push((member.worker, vec![id])),

@@ -16,8 +16,10 @@
 //! (dropped, with a log line, when full) and records subscription changes and revocations in
 //! shared state the task catches up with. The task owns the connections, reconnects with backoff
 //! and resubscribes. While it is disconnected the node is unready, the credential cache is off
-//! (revocations from other nodes could be missed) and pushes for other nodes are dropped rather
-//! than sent late; revocations are kept and sent on reconnect, when the hub also re-checks the
+//! (revocations from other nodes could be missed), notifications and announcements for other
+//! nodes are kept (bounded) and sent first when the link is back (receivers skip what they
+//! already have), other pushes are dropped rather than sent stale; revocations are kept and
+//! sent on reconnect, when the hub also re-checks the
 //! logins of its open sockets and catches up from the database what other nodes created
 //! meanwhile (`hub::catch_up`). A handshake of a user new to this node waits for that user's
 //! SUBSCRIBE (see `join`), so no push published after its 101 is missed.
@@ -52,6 +54,9 @@ use crate::{
 const PUBLISH_QUEUE_LEN: usize = 4096;
 /// Publishes sent to Redis in one round trip.
 const PUBLISH_BATCH_LEN: usize = 256;
+/// Notifications and announcements kept while Redis is unreachable, sent when it is back (the
+/// oldest are dropped past this).
+const MAX_UNSENT: usize = 10_000;
 /// Revocations kept while Redis is unreachable; the oldest go first past this.
 const MAX_PENDING_REVOCATIONS: usize = 10_000;
 /// Channels named in one SUBSCRIBE or UNSUBSCRIBE.
@@ -79,6 +84,9 @@ pub struct RedisLayer {
 struct Outgoing {
     channel: String,
     payload: String,
+    /// It carries a notification or an announcement (a `PushKey`): kept through an outage and
+    /// sent late, since receivers skip what they already have. Others are dropped then.
+    keyed: bool,
 }
 
 /// What the hub records for the task to act on.
@@ -142,6 +150,7 @@ impl RedisConfig {
             status: status.clone(),
             auth,
             wanted: HashSet::new(),
+            unsent: VecDeque::new(),
         };
         actix_web::rt::spawn(task.run());
         RedisLayer {
@@ -158,13 +167,15 @@ impl RedisLayer {
     /// Queues a push for the other nodes' members of `group`; drops it if the queue is full or
     /// Redis is unreachable (the other nodes' clients catch up over REST).
     pub fn publish_deliver(&self, group: Group, text: &str, key: PushKey) {
-        if !self.status.is_ready() {
+        let keyed = key != PushKey::Other;
+        if !keyed && !self.status.is_ready() {
             self.shared.discarded.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let outgoing = Outgoing {
             channel: self.channels.for_group(group),
             payload: frame_keyed(&self.node, key, text),
+            keyed,
         };
         match self.outgoing.try_send(outgoing) {
             Ok(()) => {}
@@ -375,6 +386,10 @@ struct Task {
     /// Users with sockets on this node, as far as the task has caught up: resubscribed after
     /// every reconnect.
     wanted: HashSet<i32>,
+    /// Notifications and announcements not published while Redis was unreachable, in order:
+    /// published first when it is back. The other nodes may have left their own outage by then
+    /// and trust their live stream again; without these they would miss what this node made.
+    unsent: VecDeque<Outgoing>,
 }
 
 /// An open link to Redis.
@@ -474,6 +489,7 @@ impl Task {
         subscribe_all(&mut link.subscriber, true, users).await?;
         tell(acks);
         self.publish_revocations(&mut link).await?;
+        self.publish_unsent(&mut link).await?;
         Ok(link)
     }
 
@@ -562,22 +578,43 @@ impl Task {
         Ok(())
     }
 
+    /// Publishes what was kept during the outage, in order, before anything newer.
+    async fn publish_unsent(&mut self, link: &mut Link) -> Result<(), String> {
+        while !self.unsent.is_empty() {
+            let batch: Vec<Outgoing> = self.unsent.drain(..self.unsent.len().min(PUBLISH_BATCH_LEN)).collect();
+            self.publish_batch(link, batch).await?;
+        }
+        Ok(())
+    }
+
     /// Publishes `first` and whatever else is queued, in order, in one round trip.
     async fn publish(&mut self, link: &mut Link, first: Outgoing) -> Result<(), String> {
+        let mut batch = vec![first];
+        while batch.len() < PUBLISH_BATCH_LEN {
+            match self.queue.try_recv() {
+                Ok(outgoing) => batch.push(outgoing),
+                Err(_) => break,
+            }
+        }
+        self.publish_batch(link, batch).await
+    }
+
+    /// One round trip; on failure the notifications and announcements wait for the next link.
+    async fn publish_batch(&mut self, link: &mut Link, batch: Vec<Outgoing>) -> Result<(), String> {
         let mut pipe = ::redis::pipe();
-        let mut next = Some(first);
-        let mut count = 0;
-        while let Some(outgoing) = next {
-            pipe.cmd("PUBLISH").arg(outgoing.channel).arg(outgoing.payload).ignore();
-            count += 1;
-            next = if count < PUBLISH_BATCH_LEN {
-                self.queue.try_recv().ok()
-            } else {
-                None
-            };
+        for outgoing in &batch {
+            pipe.cmd("PUBLISH")
+                .arg(&outgoing.channel)
+                .arg(&outgoing.payload)
+                .ignore();
         }
         if let Err(e) = pipe.exec_async(&mut link.publisher).await {
-            self.shared.discarded.fetch_add(count as u64, Ordering::Relaxed);
+            let (kept, lost): (Vec<Outgoing>, Vec<Outgoing>) = batch.into_iter().partition(|o| o.keyed);
+            self.shared.discarded.fetch_add(lost.len() as u64, Ordering::Relaxed);
+            for outgoing in kept.into_iter().rev() {
+                self.unsent.push_front(outgoing);
+            }
+            self.trim_unsent();
             return Err(format!("publish: {e}"));
         }
         let dropped = self.shared.dropped.swap(0, Ordering::Relaxed);
@@ -640,9 +677,26 @@ impl Task {
         }
     }
 
-    /// Waits `delay` while disconnected, throwing away the publishes queued before the outage was
-    /// noticed rather than sending them late (their recipients catch up over REST). Breaks when
-    /// the hub is gone.
+    /// Keeps a notification or announcement that could not be published; drops anything else.
+    fn keep_unsent(&mut self, outgoing: Outgoing) {
+        if outgoing.keyed {
+            self.unsent.push_back(outgoing);
+            self.trim_unsent();
+        } else {
+            self.shared.discarded.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn trim_unsent(&mut self) {
+        while self.unsent.len() > MAX_UNSENT {
+            self.unsent.pop_front();
+            self.shared.discarded.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Waits `delay` while disconnected. Notifications and announcements queued meanwhile are
+    /// kept to be sent when the link is back; other publishes (whose state may be stale by
+    /// then) are thrown away. Breaks when the hub is gone.
     async fn discard_for(&mut self, delay: Duration) -> ControlFlow<()> {
         let sleep = tokio::time::sleep(delay);
         tokio::pin!(sleep);
@@ -650,9 +704,7 @@ impl Task {
             tokio::select! {
                 () = &mut sleep => return ControlFlow::Continue(()),
                 outgoing = self.queue.recv() => match outgoing {
-                    Some(_) => {
-                        self.shared.discarded.fetch_add(1, Ordering::Relaxed);
-                    }
+                    Some(outgoing) => self.keep_unsent(outgoing),
                     None => return ControlFlow::Break(()),
                 },
             }

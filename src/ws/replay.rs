@@ -11,7 +11,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::transport::Outlet;
 use crate::{
-    hub::messages::{PushFrame, PushKey},
+    hub::messages::PushFrame,
     payloads,
     services::catch_up::{self, Missed, Since},
     state::AppState,
@@ -19,42 +19,41 @@ use crate::{
 
 /// Reads what `user_id` missed since `since` and sends it on `outlet`, ahead of every push.
 pub async fn send(state: web::Data<AppState>, user_id: i32, since: Since, outlet: Outlet) {
-    let replay = catch_up::replay(&state.db, user_id, since).await;
-    // From here to `send_replay` nothing awaits: no push can slip in between.
-    let held = outlet.end_hold().unwrap_or_default();
-    let replay = match replay {
+    let replay = match catch_up::replay(&state.db, user_id, since).await {
         Ok(replay) => replay,
         Err(e) => {
             log::error!("cannot read a WebSocket replay: {e}");
             // Without the replay the stream would have a gap: end the socket (1011), so the
             // client reconnects and asks again.
+            outlet.end_hold((0, 0));
             outlet.send_replay(internal_error_close());
             outlet.close();
             return;
         }
     };
     let mut chunk = BytesMut::new();
-    let (mut newest, mut newest_global) = (since.last_id, since.last_global_id);
+    // What the client has: what it said, and the replay. A push of either is dropped.
+    let (mut had, mut had_global) = (since.last_id.unwrap_or(0), since.last_global_id.unwrap_or(0));
     for item in &replay.items {
         let text = match item {
             Missed::Personal(n) => {
-                newest = newest.max(Some(n.id));
+                had = had.max(n.id);
                 payloads::notification_push(n)
             }
             Missed::Global(g) => {
-                newest_global = newest_global.max(Some(g.id));
+                had_global = had_global.max(g.id);
                 payloads::global_push(g)
             }
         };
         chunk.extend_from_slice(PushFrame::text(&text).bytes());
     }
+    // From here to `send_replay` nothing awaits: no push can slip in between.
+    let held = outlet.end_hold((had, had_global));
     let complete = replay.complete && !held.overflowed;
     let sync = payloads::sync_push(replay.unread_count, replay.items.len(), complete);
     chunk.extend_from_slice(PushFrame::text(&sync).bytes());
-    for (key, frame) in &held.pushes {
-        if !already_sent(*key, newest, newest_global) {
-            chunk.extend_from_slice(frame);
-        }
+    for (_, frame) in &held.pushes {
+        chunk.extend_from_slice(frame);
     }
     outlet.send_replay(chunk.freeze());
 }
@@ -64,30 +63,4 @@ fn internal_error_close() -> Bytes {
     let mut frame = BytesMut::new();
     Parser::write_close(&mut frame, Some(CloseCode::Error.into()), false);
     frame.freeze()
-}
-
-/// Whether the client has this push already: it had it before (`since`) or the replay held it.
-fn already_sent(key: PushKey, newest: Option<i32>, newest_global: Option<i32>) -> bool {
-    match key {
-        PushKey::Personal(id) => newest.is_some_and(|newest| id <= newest),
-        PushKey::Global(id) => newest_global.is_some_and(|newest| id <= newest),
-        PushKey::Other => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_pushes_the_client_has_are_skipped() {
-        assert!(already_sent(PushKey::Personal(5), Some(5), None));
-        assert!(!already_sent(PushKey::Personal(6), Some(5), None));
-        assert!(
-            !already_sent(PushKey::Personal(1), None, Some(9)),
-            "no personal replay asked"
-        );
-        assert!(already_sent(PushKey::Global(9), None, Some(9)));
-        assert!(!already_sent(PushKey::Other, Some(100), Some(100)));
-    }
 }

@@ -164,6 +164,9 @@ struct Sending {
     /// here, so that the replay goes first and what it already holds is not sent twice. Boxed:
     /// an idle socket pays one pointer for it.
     held: Option<Box<Held>>,
+    /// After a replay: the newest notification and announcement ids the client has (0: none).
+    /// A push of one of those is dropped, should a catch-up of the hub bring it again.
+    had: (i32, i32),
 }
 
 /// The pushes kept back during a replay, in arrival order, each with what it carries.
@@ -172,6 +175,15 @@ pub struct Held {
     pub pushes: VecDeque<(PushKey, Bytes)>,
     /// More than `HOLD_MAX` arrived: the rest were dropped.
     pub overflowed: bool,
+}
+
+/// Whether a push carries a notification the client had (`had`: see `Outlet::end_hold`).
+fn already_had(key: PushKey, (newest, newest_global): (i32, i32)) -> bool {
+    match key {
+        PushKey::Personal(id) => id <= newest,
+        PushKey::Global(id) => id <= newest_global,
+        PushKey::Other => false,
+    }
 }
 
 /// What became of a push.
@@ -197,6 +209,7 @@ impl Outlet {
             closed: false,
             pump,
             held: hold.then(Box::default),
+            had: (0, 0),
         })))
     }
 
@@ -207,6 +220,9 @@ impl Outlet {
         let s = &mut *sending;
         if s.closed {
             return Pushed::Dropped;
+        }
+        if already_had(key, s.had) {
+            return Pushed::Taken;
         }
         if let Some(held) = &mut s.held {
             if held.pushes.len() < HOLD_MAX {
@@ -242,10 +258,16 @@ impl Outlet {
         self.0.borrow_mut().closed = true;
     }
 
-    /// Stops keeping pushes back and answers those kept. Whatever the caller sends with
-    /// `send_replay` before it next awaits goes before every later push.
-    pub fn end_hold(&self) -> Option<Box<Held>> {
-        self.0.borrow_mut().held.take()
+    /// Stops keeping pushes back and answers those kept, less those the client has: it has
+    /// every notification up to `had.0` and every announcement up to `had.1` (0: none), and
+    /// later pushes of those are dropped too. Whatever the caller sends with `send_replay`
+    /// before it next awaits goes before every later push.
+    pub fn end_hold(&self, had: (i32, i32)) -> Held {
+        let mut s = self.0.borrow_mut();
+        s.had = had;
+        let mut held = s.held.take().map(|held| *held).unwrap_or_default();
+        held.pushes.retain(|(key, _)| !already_had(*key, had));
+        held
     }
 
     /// Sends the replay (its frames, the `sync` message and the kept pushes, as one chunk) ahead
@@ -404,6 +426,35 @@ mod tests {
         );
         assert!(matches!(flush(&outlet), Poll::Ready(Ok(()))));
         assert_eq!(read_exactly(&mut peer, 16).await, b"HEADabpongcclose");
+    }
+
+    #[actix_web::test]
+    async fn a_replay_drops_the_pushes_it_covers_held_or_later() {
+        let (outlet, mut peer) = connected(b"", 8).await;
+        outlet.0.borrow_mut().held = Some(Box::default());
+        for (key, frame) in [
+            (PushKey::Personal(4), &b"n4"[..]),
+            (PushKey::Other, b"rd"),
+            (PushKey::Global(2), b"g2"),
+            (PushKey::Personal(6), b"n6"),
+        ] {
+            assert_eq!(outlet.push(&Bytes::from_static(frame), key), Pushed::Taken);
+        }
+        let held = outlet.end_hold((5, 1));
+        let kept: Vec<PushKey> = held.pushes.iter().map(|(key, _)| *key).collect();
+        assert_eq!(kept, [PushKey::Other, PushKey::Global(2), PushKey::Personal(6)]);
+        outlet.send_replay(Bytes::from_static(b"RE"));
+        // A catch-up bringing what the replay had again: dropped; anything newer goes out.
+        assert_eq!(
+            outlet.push(&Bytes::from_static(b"n5"), PushKey::Personal(5)),
+            Pushed::Taken
+        );
+        assert_eq!(
+            outlet.push(&Bytes::from_static(b"n7"), PushKey::Personal(7)),
+            Pushed::Taken
+        );
+        assert!(matches!(flush(&outlet), Poll::Ready(Ok(()))));
+        assert_eq!(read_exactly(&mut peer, 4).await, b"REn7");
     }
 
     #[actix_web::test]

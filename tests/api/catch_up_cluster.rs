@@ -125,3 +125,26 @@ async fn a_resume_on_another_node_replays_what_was_missed() {
     assert_eq!(on_b.json().await["notification"], live);
     on_b.expect_silence(QUIET).await;
 }
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL/Redis"]
+async fn during_a_redis_outage_other_nodes_creates_arrive_from_the_database() {
+    let mut redis = PrivateRedis::start().await;
+    let cluster = Cluster::start_on(2, redis.url.clone()).await;
+    let [a, b] = cluster.node_array();
+    let alice = a.new_user().await;
+    let mut alice_on_b = b.ws(&alice).await;
+    cluster.wait_for_user_subscribers(alice.id, 1).await;
+
+    redis.stop();
+    b.wait_readiness(false).await;
+    let created = a.notify(alice.id, "during").await;
+    let announced = a
+        .announce(json!({ "title": "During", "message": "m", "level": "info" }))
+        .await;
+    // Redis is still down: B reads them from the database within a sweep or two.
+    let messages = next_messages(&mut alice_on_b, 2).await;
+    assert_eq!(messages[0]["notification"], created, "{messages:?}");
+    assert_eq!(messages[1]["notification"]["id"], announced["id"], "{messages:?}");
+    alice_on_b.expect_silence(QUIET).await;
+}

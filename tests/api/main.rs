@@ -28,6 +28,7 @@ macro_rules! both_backends {
 
 mod auth;
 mod catch_up;
+mod catch_up_chaos;
 mod catch_up_cluster;
 mod cli;
 mod cluster;
