@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use entity::{global_notification, notification};
 use serde::{Serialize, Serializer};
 
+use crate::hub::messages::PushKey;
+
 /// `2026-01-05T10:30:00Z`: RFC 3339, UTC, whole seconds, as the seed shows.
 const TIMESTAMP_FORMAT: &str = "%Y-%m-%dT%H:%M:%SZ";
 
@@ -123,6 +125,22 @@ pub fn global_push(g: &global_notification::Model) -> ByteString {
     })
 }
 
+/// Which notification a serialized push carries, read from its fixed opening (the type, then
+/// the notification's id first: see `NotificationView`, `GlobalView`). Pushes cross between
+/// nodes as text; this tells a catching-up hub what it has already sent without parsing them.
+pub fn push_key(text: &str) -> PushKey {
+    const PERSONAL: &str = r#"{"type":"notification","notification":{"id":"#;
+    const GLOBAL: &str = r#"{"type":"global_notification","notification":{"id":"#;
+    let id = |rest: &str| rest.split_once(',').and_then(|(id, _)| id.parse::<i32>().ok());
+    if let Some(id) = text.strip_prefix(PERSONAL).and_then(id) {
+        PushKey::Personal(id)
+    } else if let Some(id) = text.strip_prefix(GLOBAL).and_then(id) {
+        PushKey::Global(id)
+    } else {
+        PushKey::Other
+    }
+}
+
 /// `{"type":"notification_read","notification_ids":[...],"unread_count":N}`
 pub fn read_push(ids: &[i32], unread_count: u64) -> ByteString {
     #[derive(Serialize)]
@@ -197,6 +215,23 @@ mod tests {
                 "id":123,"title":"New Job Application","message":"Someone applied",
                 "notification_type":"job_application","is_read":false,
                 "link":"/employers/applicants/","created_at":"2026-01-05T10:30:00Z"}})
+        );
+        assert_eq!(push_key(&notification_push(&n)), PushKey::Personal(123));
+        let g = global_notification::Model {
+            id: 45,
+            title: "Maintenance, tonight".into(),
+            message: "m".into(),
+            level: "info".into(),
+            is_active: true,
+            show_on_site: true,
+            created_at: at,
+            expires_at: None,
+        };
+        assert_eq!(push_key(&global_push(&g)), PushKey::Global(45));
+        assert_eq!(push_key(&read_push(&[1, 2], 3)), PushKey::Other);
+        assert_eq!(
+            push_key(r#"{"type":"notification","notification":{"id":x,"#),
+            PushKey::Other
         );
         let r: serde_json::Value = serde_json::from_str(&read_push(&[1, 2], 3)).expect("json");
         assert_eq!(

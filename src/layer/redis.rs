@@ -6,11 +6,11 @@
 //! - `{prefix}:user:{id}`: one user's pushes; a node subscribes while it has that user's sockets,
 //!   so per-user traffic reaches only the nodes that need it.
 //!
-//! A payload is `{node id} {body}` or `{node id} {key} {body}`: the body is the exact WebSocket
-//! text the hub serialized (or a control command); the node id lets a node skip what it
-//! published itself, since its hub has already delivered that locally; the key (`n123`,
-//! `g45`) names the notification a push carries, so that a hub catching up skips what it has
-//! already sent. Each message crosses Redis once per subscribed node.
+//! A payload is `{node id} {body}`: the body is the exact WebSocket text the hub serialized (or a
+//! control command); the node id lets a node skip what it published itself, since its hub has
+//! already delivered that locally. Each message crosses Redis once per subscribed node. The
+//! receiver reads which notification a push carries from the text's fixed opening
+//! (`payloads::push_key`), so the format stays the same for nodes of another version.
 //!
 //! The hub never waits on Redis: it hands publishes to a background task over a bounded queue
 //! (dropped, with a log line, when full) and records subscription changes and revocations in
@@ -48,6 +48,7 @@ use crate::{
         Group,
         messages::{FromLayer, PushKey},
     },
+    payloads,
 };
 
 /// Publishes waiting for the task; past this the hub drops them (clients catch up over REST).
@@ -174,7 +175,7 @@ impl RedisLayer {
         }
         let outgoing = Outgoing {
             channel: self.channels.for_group(group),
-            payload: frame_keyed(&self.node, key, text),
+            payload: frame(&self.node, text),
             keyed,
         };
         match self.outgoing.try_send(outgoing) {
@@ -311,35 +312,10 @@ fn frame(node: &str, body: &str) -> String {
     payload
 }
 
-/// Prefixes a push with the publishing node's id and what it carries.
-fn frame_keyed(node: &str, key: PushKey, body: &str) -> String {
-    match key {
-        PushKey::Personal(id) => frame(node, &format!("n{id} {body}")),
-        PushKey::Global(id) => frame(node, &format!("g{id} {body}")),
-        PushKey::Other => frame(node, body),
-    }
-}
-
 /// Splits a payload into the publishing node's id and the body.
 fn unframe(payload: &[u8]) -> Option<(&str, &str)> {
     let (node, body) = std::str::from_utf8(payload).ok()?.split_once(' ')?;
     (!node.is_empty()).then_some((node, body))
-}
-
-/// Splits a push's body into what it carries and its text (a JSON text has no key before it).
-fn unkey(body: &str) -> (PushKey, &str) {
-    let keyed = |tag: char| {
-        let (key, text) = body.split_once(' ')?;
-        let id = key.strip_prefix(tag)?.parse().ok()?;
-        Some((id, text))
-    };
-    if let Some((id, text)) = keyed('n') {
-        (PushKey::Personal(id), text)
-    } else if let Some((id, text)) = keyed('g') {
-        (PushKey::Global(id), text)
-    } else {
-        (PushKey::Other, body)
-    }
 }
 
 /// A command on the control channel.
@@ -642,7 +618,7 @@ impl Task {
         }
         let event = match channel {
             Channel::Global | Channel::User(_) => {
-                let (key, text) = unkey(body);
+                let (key, text) = (payloads::push_key(body), body);
                 let group = match channel {
                     Channel::User(id) => Group::User(id),
                     _ => Group::Global,
@@ -755,18 +731,6 @@ mod tests {
         let text = r#"{"type":"notification","notification":{"title":"a b  c"}}"#;
         let payload = frame("00ab12cd34ef5678", text);
         assert_eq!(unframe(payload.as_bytes()), Some(("00ab12cd34ef5678", text)));
-    }
-
-    #[test]
-    fn a_keyed_push_parses_back_to_its_key_and_exact_text() {
-        let text = r#"{"type":"notification","notification":{"id":7}}"#;
-        for key in [PushKey::Personal(7), PushKey::Global(3), PushKey::Other] {
-            let payload = frame_keyed("00ab12cd34ef5678", key, text);
-            let (node, body) = unframe(payload.as_bytes()).expect("framed");
-            assert_eq!(node, "00ab12cd34ef5678");
-            assert_eq!(unkey(body), (key, text));
-        }
-        assert_eq!(unkey("nx {}"), (PushKey::Other, "nx {}"));
     }
 
     #[test]
