@@ -347,6 +347,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_outage_starts_from_the_newest_ids_of_late_commit_ago_skipping_later_deliveries() {
+        let db = sea_orm::DatabaseConnection::default();
+        let mut watch = Watch::new(db, (10, 2));
+        let now = Instant::now();
+        let old = now - LATE_COMMIT - Duration::from_secs(1);
+        watch.marks = VecDeque::from([(old, 20, 3), (now - Duration::from_secs(1), 30, 4)]);
+        watch.live = VecDeque::from([
+            (old - Duration::from_secs(1), PushKey::Personal(19)),
+            (now - Duration::from_secs(2), PushKey::Personal(25)),
+            (now - Duration::from_secs(2), PushKey::Global(4)),
+            (now, PushKey::Personal(31)),
+        ]);
+        let outage = watch.begin_outage();
+        assert_eq!((outage.floor, outage.floor_global), (20, 3));
+        assert_eq!(outage.handled.personal, HashSet::from([25, 31]));
+        assert_eq!(outage.handled.global, HashSet::from([4]));
+        assert!(watch.live.is_empty() && watch.marks.is_empty());
+    }
+
+    #[test]
     fn floors_rise_only_to_ids_handled_long_enough_ago() {
         let mut outage = Outage::new(10, 1);
         outage.handled.personal.extend([11, 12]);

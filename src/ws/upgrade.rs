@@ -1,4 +1,6 @@
-//! `GET /ws/notifications/`: authenticate, join the hub, answer 101, then serve the socket.
+//! `GET /ws/notifications/`: authenticate, join the hub, answer 101, replay what the client
+//! missed when it asks (`last_id`, `last_global_id`, `sync=1`: see `replay`), then serve the
+//! socket.
 //!
 //! actix-http hands every `Upgrade: websocket` request here, with the connection, instead of to
 //! the App (see `startup`), so the socket outlives the HTTP dispatcher and its buffers
