@@ -8,10 +8,8 @@ use std::{
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, Recipient, WrapFuture};
 use actix_web_actors::ws::{CloseCode, CloseReason};
 use bytestring::ByteString;
-
-use tokio::sync::{mpsc, oneshot};
-
 use sea_orm::DatabaseConnection;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{
     catch_up::{SWEEP_INTERVAL, Watch},
