@@ -40,8 +40,8 @@
 // it has delivered and sends them on every handshake (`last_id`,
 // `last_global_id`, and `sync=1`), so after a reconnect the server replays what
 // was created meanwhile, then sends `sync` (the unread count for the badge). A
-// notification or announcement whose id was already delivered is dropped, so
-// each reaches the page once. A page that loads its lists over REST tells the
+// notification whose id was already delivered is dropped, and so is an
+// announcement delivered before unchanged, so each reaches the page once. A page that loads its lists over REST tells the
 // client what it has with `seen({ lastId, lastGlobalId })` (0 for an empty list).
 // `resume: false` turns all of this off (the seed's plain stream).
 
@@ -134,7 +134,8 @@ export class HeraldClient extends EventTarget {
     // The newest ids delivered (or declared with `seen`): where a reconnect resumes.
     this.lastId = this.options.lastId;
     this.lastGlobalId = this.options.lastGlobalId;
-    this._delivered = { notification: new Set(), global_notification: new Set() };
+    // id → what was delivered. An announcement whose text changed (an edit) is delivered again.
+    this._delivered = { notification: new Map(), global_notification: new Map() };
   }
 
   /** Declare what the page already has (e.g. the newest ids of its REST lists). */
@@ -153,14 +154,19 @@ export class HeraldClient extends EventTarget {
     return base + (base.includes('?') ? '&' : '?') + params;
   }
 
-  /** False for a notification or announcement delivered before; remembers it otherwise. */
+  /**
+   * False for a notification delivered before, or an announcement delivered before unchanged;
+   * remembers it otherwise.
+   */
   _firstDelivery(data) {
     const ids = this._delivered[data.type];
     const id = data.notification && data.notification.id;
     if (!this.options.resume || !ids || !Number.isInteger(id)) return true;
-    if (ids.has(id)) return false;
-    ids.add(id);
-    if (ids.size > REMEMBERED_IDS) ids.delete(ids.values().next().value);
+    const seen = data.type === 'global_notification' ? JSON.stringify(data.notification) : true;
+    if (ids.has(id) && ids.get(id) === seen) return false;
+    ids.delete(id);
+    ids.set(id, seen);
+    if (ids.size > REMEMBERED_IDS) ids.delete(ids.keys().next().value);
     if (data.type === 'notification') this.lastId = Math.max(this.lastId ?? 0, id);
     else this.lastGlobalId = Math.max(this.lastGlobalId ?? 0, id);
     return true;

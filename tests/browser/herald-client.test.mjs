@@ -177,6 +177,9 @@ test('herald.js: events, markRead, states, backoff, bounded retries, no retry af
     k2.serverSend({ type: 'notification', notification: { id: 6 } });
     k2.serverSend({ type: 'sync', unread_count: 3, replayed: 2, complete: false });
     k2.serverSend({ type: 'notification', notification: { id: 6 } });
+    // An announcement sent again unchanged is dropped; edited, it is delivered again.
+    k2.serverSend({ type: 'global_notification', notification: { id: 2 } });
+    k2.serverSend({ type: 'global_notification', notification: { id: 2, title: 'edited' } });
     out.catchUp = { got, refetches: refetches.slice() };
     k.stop();
 
@@ -209,6 +212,7 @@ test('herald.js: events, markRead, states, backoff, bounded retries, no retry af
     ['g', 2],
     ['n', 6],
     ['sync', 3],
+    ['g', 2],
   ]);
   assert.deepEqual(result.catchUp.refetches, ['incomplete']);
   assert.equal(result.noResume.url, `ws://127.0.0.1:${port}/ws/notifications/?sync=1`);
