@@ -128,6 +128,10 @@ pub fn global_push(g: &global_notification::Model) -> ByteString {
 /// Which notification a serialized push carries, read from its fixed opening (the type, then
 /// the notification's id first: see `NotificationView`, `GlobalView`). Pushes cross between
 /// nodes as text; this tells a catching-up hub what it has already sent without parsing them.
+/// Only a creation's push may open this way: whoever sends the same id again on purpose (an
+/// edited announcement) must not be skipped as a repeat, so such a push puts another key
+/// before `notification` (e.g. `{"type":"global_notification","edited":true,...}`) and goes
+/// through the hub as `PushKey::Other`.
 pub fn push_key(text: &str) -> PushKey {
     const PERSONAL: &str = r#"{"type":"notification","notification":{"id":"#;
     const GLOBAL: &str = r#"{"type":"global_notification","notification":{"id":"#;
