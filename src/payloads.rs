@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use entity::{global_notification, notification};
 use serde::{Serialize, Serializer};
 
+use crate::hub::messages::PushKey;
+
 /// `2026-01-05T10:30:00Z`: RFC 3339, UTC, whole seconds, as the seed shows.
 const TIMESTAMP_FORMAT: &str = "%Y-%m-%dT%H:%M:%SZ";
 
@@ -128,6 +130,45 @@ pub fn global_removed_push(id: i32) -> ByteString {
     to_text(&serde_json::json!({ "type": "global_notification_removed", "id": id }))
 }
 
+/// `{"type":"global_notification","edited":true,"notification":{...}}`: an announcement that
+/// was edited and is live after the edit, sent again whole. The `edited` key before
+/// `notification` keeps it from opening like a creation's push (`push_key`), so nothing skips it
+/// as a repeat of the id it already delivered.
+pub fn global_edited_push(g: &global_notification::Model) -> ByteString {
+    #[derive(Serialize)]
+    struct Edited<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        edited: bool,
+        notification: GlobalView<'a>,
+    }
+    to_text(&Edited {
+        kind: "global_notification",
+        edited: true,
+        notification: GlobalView::from(g),
+    })
+}
+
+/// Which notification a serialized push carries, read from its fixed opening (the type, then
+/// the notification's id first: see `NotificationView`, `GlobalView`). Pushes cross between
+/// nodes as text; this tells a catching-up hub what it has already sent without parsing them.
+/// Only a creation's push may open this way: whoever sends the same id again on purpose (an
+/// edited announcement) must not be skipped as a repeat, so such a push puts another key
+/// before `notification` (e.g. `{"type":"global_notification","edited":true,...}`) and goes
+/// through the hub as `PushKey::Other`.
+pub fn push_key(text: &str) -> PushKey {
+    const PERSONAL: &str = r#"{"type":"notification","notification":{"id":"#;
+    const GLOBAL: &str = r#"{"type":"global_notification","notification":{"id":"#;
+    let id = |rest: &str| rest.split_once(',').and_then(|(id, _)| id.parse::<i32>().ok());
+    if let Some(id) = text.strip_prefix(PERSONAL).and_then(id) {
+        PushKey::Personal(id)
+    } else if let Some(id) = text.strip_prefix(GLOBAL).and_then(id) {
+        PushKey::Global(id)
+    } else {
+        PushKey::Other
+    }
+}
+
 /// What happened to some of a user's notifications (the `type` of the push that says so).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
@@ -163,6 +204,25 @@ pub fn change_push(change: Change, ids: &[i32], unread_count: u64) -> ByteString
         kind: change.push_type(),
         notification_ids: ids,
         unread_count,
+    })
+}
+
+/// `{"type":"sync","unread_count":N,"replayed":K,"complete":true|false}`: the end of a
+/// handshake's replay.
+pub fn sync_push(unread_count: u64, replayed: usize, complete: bool) -> ByteString {
+    #[derive(Serialize)]
+    struct Sync<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        unread_count: u64,
+        replayed: usize,
+        complete: bool,
+    }
+    to_text(&Sync {
+        kind: "sync",
+        unread_count,
+        replayed,
+        complete,
     })
 }
 
@@ -206,6 +266,24 @@ mod tests {
                 "notification_type":"job_application","is_read":false,
                 "link":"/employers/applicants/","created_at":"2026-01-05T10:30:00Z"}})
         );
+        assert_eq!(push_key(&notification_push(&n)), PushKey::Personal(123));
+        let g = global_notification::Model {
+            id: 45,
+            title: "Maintenance, tonight".into(),
+            message: "m".into(),
+            level: "info".into(),
+            is_active: true,
+            show_on_site: true,
+            created_at: at,
+            expires_at: None,
+        };
+        assert_eq!(push_key(&global_push(&g)), PushKey::Global(45));
+        assert_eq!(push_key(&change_push(Change::Read, &[1, 2], 3)), PushKey::Other);
+        assert_eq!(
+            push_key(r#"{"type":"notification","notification":{"id":x,"#),
+            PushKey::Other
+        );
+        assert_eq!(push_key(&global_edited_push(&g)), PushKey::Other);
         for (change, kind) in [
             (Change::Read, "notification_read"),
             (Change::Unread, "notification_unread"),

@@ -36,7 +36,7 @@ use crate::{
     },
     metrics::{self, Metrics},
     retention, routes,
-    services::{announcement_expiry, group_commit::NotificationWriter, notifications::ListCache},
+    services::{announcement_expiry, catch_up, group_commit::NotificationWriter, notifications::ListCache},
     state::AppState,
     ws,
 };
@@ -63,6 +63,8 @@ pub enum StartupError {
     Bind { addr: String, source: std::io::Error },
     #[error("channel layer: {0}")]
     Layer(String),
+    #[error("cannot read the database: {0}")]
+    Query(sea_orm::DbErr),
 }
 
 /// A built, bound, not yet running Herald.
@@ -216,6 +218,12 @@ impl Application {
         let metrics =
             Arc::new(Metrics::new(redis.is_some()).map_err(|e| StartupError::Config(format!("metrics: {e}")))?);
 
+        // Where the hub starts to watch for what other nodes create (several nodes only).
+        let newest = if redis.is_some() {
+            catch_up::newest_ids(&db).await.map_err(StartupError::Query)?
+        } else {
+            (0, 0)
+        };
         let layer_status = LayerStatus::new(true);
         let announcements_changed = Arc::new(tokio::sync::Notify::new());
         let heartbeat = settings.websocket.heartbeat_interval();
@@ -230,6 +238,7 @@ impl Application {
             };
             NotificationHub::new(layer, auth.clone(), heartbeat, metrics.clone())
                 .watching_announcements(announcements_changed.clone())
+                .catching_up_from(db.clone(), newest)
         });
         // Entity hooks anywhere in this actix System now reach this hub.
         entity::broadcast::subscribe(hub.clone().recipient());

@@ -597,6 +597,7 @@ async function loadAnnouncements() {
     }
     app.globals = fetched;
     renderAnnouncements();
+    if (app.client) app.client.seen({ lastGlobalId: Math.max(0, ...(data.notifications || []).map((g) => g.id)) });
   } catch {
     /* keep what we have; the next refresh will try again */
   } finally {
@@ -622,11 +623,18 @@ function startLive() {
 
   client.addEventListener('statechange', (e) => renderConnState(e.detail.state, e.detail.reason));
 
-  client.addEventListener('open', () => {
-    // Catch up on whatever happened while we were not connected.
+  const refetch = () => {
     loadNotifications().catch((err) => handleApiError(err, 'Could not load notifications'));
     loadAnnouncements();
+  };
+  // The first connection loads the lists; a reconnect gets what it missed replayed over the
+  // socket, and `refetch` asks for the lists again when it could not be (or not all of it).
+  client.addEventListener('open', (e) => {
+    if (!e.detail.reconnected) refetch();
   });
+  client.addEventListener('refetch', refetch);
+  // The badge is right before any list arrives.
+  client.addEventListener('sync', (e) => setUnread(e.detail.unread_count));
 
   client.addEventListener('notification', (e) => {
     const n = e.detail.notification;

@@ -15,9 +15,15 @@
 //       (detail.id: an announcement stopped being live), `notification_read`,
 //       `notification_unread`, `notification_deleted`, `error`, …
 //     detail = the parsed message. Every message is also dispatched as `message`.
+//       `sync` ends the server's replay after each connect:
+//       detail = { unread_count, replayed, complete }
 //   - `statechange`  detail = { state, previous, reason }
-//   - `open`         detail = { reconnected }  (reconnected: a connection existed
-//                    before; a page should re-fetch over REST to catch up)
+//   - `open`         detail = { reconnected, resumed }  (reconnected: a connection
+//                    existed before; resumed: the handshake said where to resume,
+//                    so what was missed is replayed over the socket)
+//   - `refetch`      detail = { reason }  the page should reload its lists over REST:
+//                    'incomplete' (more was missed than the server replays) or
+//                    'no_resume_point' (a reconnect that could not say where to resume)
 //   - `signedout`    detail = { reason }  ('revoked' | 'unauthenticated')
 //   - `giveup`       detail = { attempts }  (reconnect attempts exhausted)
 //
@@ -31,6 +37,15 @@
 // refused handshake turns out to be a missing sign-in (GET /api/auth/me/ → 401).
 // Browsers hide the HTTP status of a refused handshake (the socket just closes
 // with 1006 before `open`), hence that check.
+//
+// Catch-up: the client remembers the newest notification and announcement ids
+// it has delivered and sends them on every handshake (`last_id`,
+// `last_global_id`, and `sync=1`), so after a reconnect the server replays what
+// was created meanwhile, then sends `sync` (the unread count for the badge). A
+// notification whose id was already delivered is dropped, and so is an
+// announcement delivered before unchanged, so each reaches the page once. A page that loads its lists over REST tells the
+// client what it has with `seen({ lastId, lastGlobalId })` (0 for an empty list).
+// `resume: false` turns all of this off (the seed's plain stream).
 
 export const STATES = Object.freeze(['connecting', 'open', 'reconnecting', 'closed']);
 
@@ -46,7 +61,13 @@ const DEFAULTS = {
   healthyAfterMs: 5000,
   WebSocket: null, // injectable for tests; default globalThis.WebSocket
   fetch: null, // injectable for tests; default globalThis.fetch
+  resume: true, // send last_id / last_global_id / sync=1 and drop repeats
+  lastId: null, // where to resume, when the page knows it already
+  lastGlobalId: null,
 };
+
+// Ids remembered per kind to drop repeats (the oldest are forgotten past this).
+const REMEMBERED_IDS = 2000;
 
 /** Read a cookie readable by page script (e.g. `csrftoken`). */
 export function getCookie(name) {
@@ -112,6 +133,48 @@ export class HeraldClient extends EventTarget {
     this._generation = 0; // invalidates callbacks of superseded sockets
     this.lastCloseCode = null;
     this.closeReason = null;
+    // The newest ids delivered (or declared with `seen`): where a reconnect resumes.
+    this.lastId = this.options.lastId;
+    this.lastGlobalId = this.options.lastGlobalId;
+    // id → what was delivered. An announcement whose text changed (an edit) is delivered again.
+    this._delivered = { notification: new Map(), global_notification: new Map() };
+  }
+
+  /** Declare what the page already has (e.g. the newest ids of its REST lists). */
+  seen({ lastId, lastGlobalId } = {}) {
+    if (Number.isInteger(lastId)) this.lastId = Math.max(this.lastId ?? 0, lastId);
+    if (Number.isInteger(lastGlobalId)) this.lastGlobalId = Math.max(this.lastGlobalId ?? 0, lastGlobalId);
+  }
+
+  /** The handshake URL: the base URL plus where to resume. */
+  connectUrl() {
+    const base = this.url;
+    if (!this.options.resume) return base;
+    const params = new URLSearchParams({ sync: '1' });
+    if (this.lastId !== null) params.set('last_id', String(this.lastId));
+    if (this.lastGlobalId !== null) params.set('last_global_id', String(this.lastGlobalId));
+    return base + (base.includes('?') ? '&' : '?') + params;
+  }
+
+  /**
+   * False for a notification delivered before, or an announcement delivered before unchanged;
+   * remembers it otherwise.
+   */
+  _firstDelivery(data) {
+    // A withdrawn announcement may come back (reactivated): it is then news again.
+    if (data.type === 'global_notification_removed') this._delivered.global_notification.delete(data.id);
+    const ids = this._delivered[data.type];
+    const id = data.notification && data.notification.id;
+    if (!this.options.resume || !ids || !Number.isInteger(id)) return true;
+    const seen = data.type === 'global_notification' ? JSON.stringify(data.notification) : true;
+    // An edit (`edited: true`) is sent on purpose under a known id: never a repeat.
+    if (!data.edited && ids.has(id) && ids.get(id) === seen) return false;
+    ids.delete(id);
+    ids.set(id, seen);
+    if (ids.size > REMEMBERED_IDS) ids.delete(ids.keys().next().value);
+    if (data.type === 'notification') this.lastId = Math.max(this.lastId ?? 0, id);
+    else this.lastGlobalId = Math.max(this.lastGlobalId ?? 0, id);
+    return true;
   }
 
   /** Current connection state: connecting | open | reconnecting | closed. */
@@ -198,8 +261,9 @@ export class HeraldClient extends EventTarget {
     let opened = false;
     let openedAt = 0;
     let socket;
+    const resumed = this.options.resume && this.lastId !== null && this.lastGlobalId !== null;
     try {
-      socket = new WS(this.url);
+      socket = new WS(this.connectUrl());
     } catch (err) {
       // e.g. a malformed URL: nothing sensible to retry
       this._running = false;
@@ -220,7 +284,8 @@ export class HeraldClient extends EventTarget {
         if (gen === this._generation) this._attempts = 0;
       }, this.options.healthyAfterMs);
       this._setState('open');
-      this._emit('open', { reconnected });
+      this._emit('open', { reconnected, resumed });
+      if (reconnected && !resumed) this._emit('refetch', { reason: 'no_resume_point' });
     };
 
     socket.onmessage = (ev) => {
@@ -232,10 +297,12 @@ export class HeraldClient extends EventTarget {
         return; // the server only sends JSON objects
       }
       if (!data || typeof data !== 'object') return;
+      if (!this._firstDelivery(data)) return; // already delivered (a replay met a push)
       this._emit('message', data);
       if (typeof data.type === 'string' && data.type && !RESERVED.has(data.type)) {
         this._emit(data.type, data);
       }
+      if (data.type === 'sync' && data.complete === false) this._emit('refetch', { reason: 'incomplete' });
     };
 
     socket.onclose = (ev) => {
@@ -318,6 +385,6 @@ export class HeraldClient extends EventTarget {
 
 // Event names owned by the client itself; a server message with such a type
 // is still available through the generic `message` event.
-const RESERVED = new Set(['message', 'statechange', 'open', 'signedout', 'giveup']);
+const RESERVED = new Set(['message', 'statechange', 'open', 'signedout', 'giveup', 'refetch']);
 
 export default HeraldClient;

@@ -15,8 +15,11 @@ use crate::{global_notification, notification, transaction};
 pub enum CreatedNotification {
     /// For the sockets of `user_{id}_notifications`.
     User(notification::Model),
-    /// For every socket (`global_notifications`): an announcement now live, new or edited.
+    /// For every socket (`global_notifications`): a new announcement, live.
     Global(global_notification::Model),
+    /// For every socket: an announcement edited (or made live again) and live after the edit,
+    /// sent whole again under its id.
+    GlobalEdited(global_notification::Model),
     /// For every socket: announcement `id` stopped being live (edited, withdrawn or deleted).
     GlobalRemoved(i32),
 }

@@ -64,7 +64,11 @@ impl ActiveModelBehavior for ActiveModel {
     {
         changes::touch_announcements();
         if model.is_live(chrono::Utc::now()) {
-            broadcast::publish::<C>(CreatedNotification::Global(model.clone()));
+            broadcast::publish::<C>(if insert {
+                CreatedNotification::Global(model.clone())
+            } else {
+                CreatedNotification::GlobalEdited(model.clone())
+            });
         } else if !insert {
             broadcast::publish::<C>(CreatedNotification::GlobalRemoved(model.id));
         }

@@ -89,7 +89,10 @@ where
         }
         row
     });
-    let models = Entity::insert_many(rows).exec_with_returning(db).await?;
+    let mut models = Entity::insert_many(rows).exec_with_returning(db).await?;
+    // RETURNING's order is not guaranteed: a user's pushes go out in id order (clients resume
+    // from the newest id they have seen).
+    models.sort_by_key(|model| model.id);
     for model in &models {
         changes::touch_notifications(model.user_id);
         broadcast::publish::<C>(CreatedNotification::User(model.clone()));

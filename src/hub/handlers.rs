@@ -4,8 +4,9 @@ use actix_web_actors::ws::{CloseCode, CloseReason};
 
 use super::{
     messages::{
-        AnnouncementsExpired, Connect, CreatedNotification, Disconnect, FromLayer, Group, HubStats, LoadMutedTypes,
-        NotificationsChanged, RevokeCredential, SetMutedTypes, Shutdown, Stats, ToSession, TooSlow,
+        AnnouncementsExpired, Connect, CreatedNotification, Disconnect, FromLayer, Group, HubStats, Joined,
+        LoadMutedTypes, NotificationsChanged, PushKey, RevokeCredential, SetMutedTypes, Shutdown, Stats, ToSession,
+        TooSlow,
     },
     server::{Member, NotificationHub, SessionInfo},
 };
@@ -28,10 +29,10 @@ impl Handler<Connect> for NotificationHub {
             recipient: msg.recipient.clone(),
             worker: msg.worker.index,
         };
-        self.join(Group::User(msg.user_id), msg.session_id, member());
+        let subscribed = self.join(Group::User(msg.user_id), msg.session_id, member());
         self.join(Group::Global, msg.session_id, member());
         if let Some(joined) = msg.joined {
-            let _ = joined.send(());
+            let _ = joined.send(Joined { subscribed });
         }
     }
 }
@@ -56,24 +57,31 @@ impl Handler<CreatedNotification> for NotificationHub {
     type Result = ();
 
     /// Serialized once here; every socket gets the same shared bytes.
-    fn handle(&mut self, msg: CreatedNotification, _: &mut Context<Self>) {
-        match msg {
+    fn handle(&mut self, msg: CreatedNotification, ctx: &mut Context<Self>) {
+        let (group, text, key) = match msg {
             CreatedNotification::User(n) => {
                 // Muted: saved and listed, never pushed (on no node: this is the one that saved it).
                 if self.muted.is_muted(n.user_id, &n.notification_type) {
                     return;
                 }
-                self.broadcast(Group::User(n.user_id), payloads::notification_push(&n))
+                (
+                    Group::User(n.user_id),
+                    payloads::notification_push(&n),
+                    PushKey::Personal(n.id),
+                )
             }
-            CreatedNotification::Global(g) => {
-                self.broadcast(Group::Global, payloads::global_push(&g));
-                self.announcements_changed();
-            }
+            CreatedNotification::Global(g) => (Group::Global, payloads::global_push(&g), PushKey::Global(g.id)),
+            // Neither opens like a creation's push: nothing skips them as repeats of their id.
+            CreatedNotification::GlobalEdited(g) => (Group::Global, payloads::global_edited_push(&g), PushKey::Other),
             CreatedNotification::GlobalRemoved(id) => {
-                self.broadcast(Group::Global, payloads::global_removed_push(id));
-                self.announcements_changed();
+                (Group::Global, payloads::global_removed_push(id), PushKey::Other)
             }
+        };
+        if group == Group::Global {
+            self.announcements_changed();
         }
+        self.layer.publish_deliver(group, &text, key);
+        self.push_local(group, &text, key, ctx);
     }
 }
 
@@ -83,7 +91,7 @@ impl Handler<AnnouncementsExpired> for NotificationHub {
     /// Never published: every node's timer tells its own sockets.
     fn handle(&mut self, msg: AnnouncementsExpired, _: &mut Context<Self>) {
         for id in msg.ids {
-            self.deliver_local(Group::Global, &payloads::global_removed_push(id));
+            self.deliver_push(Group::Global, &payloads::global_removed_push(id), PushKey::Other);
         }
     }
 }
@@ -143,8 +151,8 @@ impl Handler<FromLayer> for NotificationHub {
 
     fn handle(&mut self, FromLayer(event): FromLayer, ctx: &mut Context<Self>) {
         match event {
-            LayerEvent::Deliver { group, text } => {
-                self.deliver_local(group, &text);
+            LayerEvent::Deliver { group, text, key } => {
+                self.push_local(group, &text, key, ctx);
                 // Another node changed an announcement: this node's expiry timer re-arms.
                 if group == Group::Global {
                     self.announcements_changed();
@@ -157,6 +165,7 @@ impl Handler<FromLayer> for NotificationHub {
             LayerEvent::Muted { user_id, muted } => self.muted.set(user_id, muted),
             LayerEvent::Reconnected => {
                 self.recheck_credentials(ctx);
+                self.link_back(ctx);
                 // Another node's mute change may have been missed meanwhile.
                 if let Some(db) = self.preferences_db.clone() {
                     let reload = self.handle(LoadMutedTypes { db }, ctx);
@@ -167,6 +176,7 @@ impl Handler<FromLayer> for NotificationHub {
                     }));
                 }
             }
+            LayerEvent::Lost => self.link_lost(),
         }
     }
 }

@@ -50,10 +50,23 @@ impl PushFrame {
     }
 }
 
+/// What a push carries, as far as catching up needs to know: a socket that is being replayed
+/// to, or a hub that is catching up, skips the notifications it has already sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushKey {
+    /// A `notification` frame: the user's notification with this id.
+    Personal(i32),
+    /// A `global_notification` frame: the announcement with this id.
+    Global(i32),
+    /// Anything else (`notification_read`, ...): never skipped.
+    Other,
+}
+
 /// Hub → one worker thread: write this push to these of its sessions (`ws::delivery`).
 #[derive(Debug)]
 pub struct Deliver {
     pub frame: PushFrame,
+    pub key: PushKey,
     pub sessions: Vec<u64>,
 }
 
@@ -62,7 +75,7 @@ pub struct Deliver {
 pub struct WorkerLink {
     /// Tells worker threads apart, for life.
     pub index: usize,
-    /// Bounded (`websocket.worker_queue_len`): see `NotificationHub::deliver_local`.
+    /// Bounded (`websocket.worker_queue_len`): see `NotificationHub::deliver_push`.
     pub sender: mpsc::Sender<Deliver>,
 }
 
@@ -87,7 +100,16 @@ pub struct Connect {
     /// Where its pushes go.
     pub worker: WorkerLink,
     /// Told once the session is in its groups.
-    pub joined: Option<oneshot::Sender<()>>,
+    pub joined: Option<oneshot::Sender<Joined>>,
+}
+
+/// The hub's answer to `Connect`: the session is in its groups.
+#[derive(Debug)]
+pub struct Joined {
+    /// The user is new to this node and the channel layer is subscribing to its channel: told
+    /// once the subscription stands (dropped if the link fails first). Until then another node's
+    /// push for the user could be missed, so the handshake waits for it (`ws::upgrade`).
+    pub subscribed: Option<oneshot::Receiver<()>>,
 }
 
 /// A session has stopped: it leaves its groups.

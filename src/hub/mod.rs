@@ -1,4 +1,5 @@
 //! The `NotificationHub` actor: owns group membership and fans pushes out to the sessions.
+mod catch_up;
 mod handlers;
 pub mod messages;
 mod muted;

@@ -8,12 +8,12 @@ use std::{
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, Recipient, WrapFuture};
 use actix_web_actors::ws::{CloseCode, CloseReason};
 use bytestring::ByteString;
-
 use sea_orm::DatabaseConnection;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::{
-    messages::{Deliver, Group, PushFrame, ToSession},
+    catch_up::{SWEEP_INTERVAL, Watch},
+    messages::{Deliver, Group, PushFrame, PushKey, ToSession},
     muted::MutedTypes,
 };
 use crate::{auth::AuthService, layer::ChannelLayer, metrics::Metrics};
@@ -57,6 +57,8 @@ pub struct NotificationHub {
     /// Woken whenever an announcement changes (here or on another node), so the expiry timer
     /// (`services::announcement_expiry`) re-arms for the next expiry.
     pub(super) announcements_changed: Option<Arc<Notify>>,
+    /// Catching up from the database after the channel layer failed (several nodes only).
+    pub(super) watch: Option<Watch>,
 }
 
 impl NotificationHub {
@@ -77,6 +79,7 @@ impl NotificationHub {
             heartbeat_interval,
             metrics,
             announcements_changed: None,
+            watch: None,
         }
     }
 
@@ -92,21 +95,32 @@ impl NotificationHub {
         }
     }
 
-    /// Sends `text` to this node's members of `group` and to the other nodes' through the layer.
-    pub(super) fn broadcast(&mut self, group: Group, text: ByteString) {
-        self.layer.publish_deliver(group, &text);
-        self.deliver_local(group, &text);
+    /// With a channel layer shared by several nodes: catches up from `db` what the other nodes
+    /// created while the link to them was down (`catch_up`). `newest` are the largest
+    /// notification and announcement ids stored now.
+    pub fn catching_up_from(mut self, db: DatabaseConnection, newest: (i32, i32)) -> Self {
+        if self.layer.is_shared() {
+            self.watch = Some(Watch::new(db, newest));
+        }
+        self
     }
 
-    /// Sends `text` to this node's members of `group`: one `Deliver` per worker thread they are
-    /// on, which writes it to their sockets. The frame is made here, once for all of them.
+    /// Sends `text` to this node's members of `group` and to the other nodes' through the layer.
+    pub(super) fn broadcast(&mut self, group: Group, text: ByteString) {
+        self.layer.publish_deliver(group, &text, PushKey::Other);
+        self.deliver_push(group, &text, PushKey::Other);
+    }
+
+    /// Sends `text`, which carries `key`, to this node's members of `group`: one `Deliver` per
+    /// worker thread they are on, which writes it to their sockets. The frame is made here, once
+    /// for all of them.
     ///
     /// Each worker's queue is bounded (`websocket.worker_queue_len`): a worker that has that many
     /// pushes still to write cannot keep up, and queuing more would grow memory without limit
     /// while producers (`do_send`) never wait. A push that finds the queue full closes the
     /// sockets it was for on that worker as too slow (1008: catch up over REST), as a socket's
     /// own full send queue does: every socket gets each saved push, or a close, never a gap.
-    pub(super) fn deliver_local(&mut self, group: Group, text: &str) {
+    pub(super) fn deliver_push(&mut self, group: Group, text: &str, key: PushKey) {
         let members = self.groups.get(&group);
         // Once per push, not per socket: the push path stays as cheap as it was.
         self.metrics.count_push(text, members.map_or(0, HashMap::len));
@@ -127,6 +141,7 @@ impl NotificationHub {
             if let Some(link) = self.workers.get(&worker) {
                 let deliver = Deliver {
                     frame: frame.clone(),
+                    key,
                     sessions,
                 };
                 match link.try_send(deliver) {
@@ -180,12 +195,16 @@ impl NotificationHub {
         member
     }
 
-    pub(super) fn join(&mut self, group: Group, id: u64, member: Member) {
+    /// Adds a session to `group`; for a group new to this node, answers what tells once the
+    /// channel layer's subscription to it stands (see `Joined`).
+    pub(super) fn join(&mut self, group: Group, id: u64, member: Member) -> Option<oneshot::Receiver<()>> {
+        let mut subscribed = None;
         let members = self.groups.entry(group).or_insert_with(|| {
-            self.layer.join(group);
+            subscribed = self.layer.join(group);
             HashMap::new()
         });
         members.insert(id, member);
+        subscribed
     }
 
     /// Closes this node's sessions opened with a revoked credential.
@@ -250,6 +269,9 @@ impl Actor for NotificationHub {
     /// every session is pinged once per interval and the pings are spread evenly over it: all
     /// at once, 10,000 pings and their pongs doubled the fan-out round they met.
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.watch.is_some() {
+            ctx.run_interval(SWEEP_INTERVAL, |hub, ctx| hub.watch_tick(ctx));
+        }
         let slices = (self.heartbeat_interval.as_millis() / HEARTBEAT_TICK.as_millis()).max(1) as u64;
         let mut tick: u64 = 0;
         ctx.run_interval(self.heartbeat_interval / slices as u32, move |hub, _| {

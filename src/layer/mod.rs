@@ -11,22 +11,33 @@ use std::sync::{
 };
 
 use bytestring::ByteString;
+use tokio::sync::oneshot;
 
 use self::redis::RedisLayer;
-use crate::{hub::Group, type_set::TypeSet};
+use crate::{
+    hub::{Group, messages::PushKey},
+    type_set::TypeSet,
+};
 
 /// What one node tells the others.
 #[derive(Debug, Clone)]
 pub enum LayerEvent {
     /// Deliver this text frame to the local members of `group`.
-    Deliver { group: Group, text: ByteString },
+    Deliver {
+        group: Group,
+        text: ByteString,
+        key: PushKey,
+    },
     /// A login was revoked: drop it from caches and close its sockets.
     Revoke { credential_id: i32, token_hash: String },
     /// A user changed their muted types.
     Muted { user_id: i32, muted: TypeSet },
-    /// The layer (re)connected: revocations published while it was down were missed, so the
-    /// hub re-checks its sessions' logins against the database.
+    /// The layer (re)connected and its subscriptions stand: revocations and pushes published
+    /// while it was down were missed, so the hub re-checks its sessions' logins and catches up
+    /// its users' notifications from the database.
     Reconnected,
+    /// The link to the other nodes is lost: until it is back, what they publish is missed.
+    Lost,
 }
 
 /// Whether the layer can currently reach the other nodes (always, in-process).
@@ -57,11 +68,17 @@ pub enum ChannelLayer {
 
 impl ChannelLayer {
     /// Carries a push to the other nodes' members of `group`.
-    pub fn publish_deliver(&self, group: Group, text: &ByteString) {
+    pub fn publish_deliver(&self, group: Group, text: &ByteString, key: PushKey) {
         match self {
             ChannelLayer::InProcess => {}
-            ChannelLayer::Redis(redis) => redis.publish_deliver(group, text),
+            ChannelLayer::Redis(redis) => redis.publish_deliver(group, text, key),
         }
+    }
+
+    /// Whether other nodes exist whose pushes can be missed (then the hub catches up after an
+    /// outage).
+    pub fn is_shared(&self) -> bool {
+        matches!(self, ChannelLayer::Redis(_))
     }
 
     /// Carries a revocation to the other nodes.
@@ -80,10 +97,11 @@ impl ChannelLayer {
         }
     }
 
-    /// This node now has members in `group`: start receiving its traffic.
-    pub fn join(&self, group: Group) {
+    /// This node now has members in `group`: start receiving its traffic. Answers, when the
+    /// link is up, what tells once the subscription stands.
+    pub fn join(&self, group: Group) -> Option<oneshot::Receiver<()>> {
         match self {
-            ChannelLayer::InProcess => {}
+            ChannelLayer::InProcess => None,
             ChannelLayer::Redis(redis) => redis.join(group),
         }
     }

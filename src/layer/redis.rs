@@ -8,15 +8,21 @@
 //!
 //! A payload is `{node id} {body}`: the body is the exact WebSocket text the hub serialized (or a
 //! control command); the node id lets a node skip what it published itself, since its hub has
-//! already delivered that locally. Each message crosses Redis once per subscribed node.
+//! already delivered that locally. Each message crosses Redis once per subscribed node. The
+//! receiver reads which notification a push carries from the text's fixed opening
+//! (`payloads::push_key`), so the format stays the same for nodes of another version.
 //!
 //! The hub never waits on Redis: it hands publishes to a background task over a bounded queue
 //! (dropped, with a log line, when full) and records subscription changes and revocations in
 //! shared state the task catches up with. The task owns the connections, reconnects with backoff
 //! and resubscribes. While it is disconnected the node is unready, the credential cache is off
-//! (revocations from other nodes could be missed) and pushes for other nodes are dropped rather
-//! than sent late (clients catch up over REST); revocations are kept and sent on reconnect, when
-//! the hub also re-checks the logins of its open sockets.
+//! (revocations from other nodes could be missed), notifications and announcements for other
+//! nodes are kept (bounded) and sent first when the link is back (receivers skip what they
+//! already have), other pushes are dropped rather than sent stale; revocations are kept and
+//! sent on reconnect, when the hub also re-checks the
+//! logins of its open sockets and catches up from the database what other nodes created
+//! meanwhile (`hub::catch_up`). A handshake of a user new to this node waits for that user's
+//! SUBSCRIBE (see `join`), so no push published after its 101 is missed.
 use std::{
     collections::{HashMap, HashSet, VecDeque},
     future::Future,
@@ -32,13 +38,17 @@ use std::{
 use ::redis::{AsyncConnectionConfig, Client, Msg, RedisResult, Value, aio};
 use actix::{WeakRecipient, prelude::Stream};
 use bytestring::ByteString;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::{LayerEvent, LayerStatus};
 use crate::{
     auth::AuthService,
     configuration::redact,
-    hub::{Group, messages::FromLayer},
+    hub::{
+        Group,
+        messages::{FromLayer, PushKey},
+    },
+    payloads,
     type_set::TypeSet,
 };
 
@@ -46,6 +56,9 @@ use crate::{
 const PUBLISH_QUEUE_LEN: usize = 4096;
 /// Publishes sent to Redis in one round trip.
 const PUBLISH_BATCH_LEN: usize = 256;
+/// Notifications and announcements kept while Redis is unreachable, sent when it is back (the
+/// oldest are dropped past this).
+const MAX_UNSENT: usize = 10_000;
 /// Revocations kept while Redis is unreachable; the oldest go first past this.
 const MAX_PENDING_REVOCATIONS: usize = 10_000;
 /// Channels named in one SUBSCRIBE or UNSUBSCRIBE.
@@ -73,6 +86,9 @@ pub struct RedisLayer {
 struct Outgoing {
     channel: String,
     payload: String,
+    /// It carries a notification or an announcement (a `PushKey`): kept through an outage and
+    /// sent late, since receivers skip what they already have. Others are dropped then.
+    keyed: bool,
 }
 
 /// What the hub records for the task to act on.
@@ -83,6 +99,8 @@ struct Shared {
     /// Revocation payloads not yet published; kept across outages, since a node that misses one
     /// would keep accepting the revoked credential from its cache.
     revocations: Mutex<VecDeque<String>>,
+    /// Told once the user channels changed before them are subscribed (handshakes wait on them).
+    subscribed_acks: Mutex<Vec<oneshot::Sender<()>>>,
     /// Set with either of the above; the task clears it when it catches up.
     dirty: AtomicBool,
     wake: Notify,
@@ -134,6 +152,7 @@ impl RedisConfig {
             status: status.clone(),
             auth,
             wanted: HashSet::new(),
+            unsent: VecDeque::new(),
         };
         actix_web::rt::spawn(task.run());
         RedisLayer {
@@ -149,14 +168,16 @@ impl RedisConfig {
 impl RedisLayer {
     /// Queues a push for the other nodes' members of `group`; drops it if the queue is full or
     /// Redis is unreachable (the other nodes' clients catch up over REST).
-    pub fn publish_deliver(&self, group: Group, text: &str) {
-        if !self.status.is_ready() {
+    pub fn publish_deliver(&self, group: Group, text: &str, key: PushKey) {
+        let keyed = key != PushKey::Other;
+        if !keyed && !self.status.is_ready() {
             self.shared.discarded.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let outgoing = Outgoing {
             channel: self.channels.for_group(group),
             payload: frame(&self.node, text),
+            keyed,
         };
         match self.outgoing.try_send(outgoing) {
             Ok(()) => {}
@@ -215,9 +236,23 @@ impl RedisLayer {
         self.shared.wake();
     }
 
-    /// This node has sockets in `group`: receive its traffic.
-    pub fn join(&self, group: Group) {
+    /// This node has sockets in `group`: receive its traffic. For a user's group while the
+    /// link is up, answers what tells once the SUBSCRIBE stands (dropped if the link fails
+    /// first; the hub then catches up on reconnect).
+    pub fn join(&self, group: Group) -> Option<oneshot::Receiver<()>> {
+        if !matches!(group, Group::User(_)) || !self.status.is_ready() {
+            self.change(group, true);
+            return None;
+        }
+        let (told, subscribed) = oneshot::channel();
+        // Recorded after the change, so the task that takes it has drained the change first.
         self.change(group, true);
+        self.shared
+            .subscribed_acks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(told);
+        Some(subscribed)
     }
 
     /// This node has no sockets left in `group`: stop receiving its traffic.
@@ -360,6 +395,10 @@ struct Task {
     /// Users with sockets on this node, as far as the task has caught up: resubscribed after
     /// every reconnect.
     wanted: HashSet<i32>,
+    /// Notifications and announcements not published while Redis was unreachable, in order:
+    /// published first when it is back. The other nodes may have left their own outage by then
+    /// and trust their live stream again; without these they would miss what this node made.
+    unsent: VecDeque<Outgoing>,
 }
 
 /// An open link to Redis.
@@ -405,6 +444,7 @@ impl Task {
                         Ended::HubGone => return,
                         Ended::Lost(e) => {
                             self.set_connected(false);
+                            self.to_hub(LayerEvent::Lost);
                             log::error!(
                                 "channel layer: lost Redis at {} ({e}); node is unready, reconnecting",
                                 self.url
@@ -452,10 +492,13 @@ impl Task {
             subscriber,
             messages,
         };
+        let acks = self.take_acks();
         self.drain_user_changes();
         let users: Vec<String> = self.wanted.iter().map(|&id| self.channels.user(id)).collect();
         subscribe_all(&mut link.subscriber, true, users).await?;
+        tell(acks);
         self.publish_revocations(&mut link).await?;
+        self.publish_unsent(&mut link).await?;
         Ok(link)
     }
 
@@ -494,12 +537,19 @@ impl Task {
 
     /// Applies subscription changes and publishes pending revocations.
     async fn catch_up(&mut self, link: &mut Link) -> Result<(), String> {
+        // Taken before the changes are drained: each ack's change is then among them.
+        let acks = self.take_acks();
         let (joined, left) = self.drain_user_changes();
         let channels = |ids: Vec<i32>| ids.into_iter().map(|id| self.channels.user(id)).collect::<Vec<_>>();
         let (joined, left) = (channels(joined), channels(left));
         subscribe_all(&mut link.subscriber, true, joined).await?;
+        tell(acks);
         subscribe_all(&mut link.subscriber, false, left).await?;
         self.publish_revocations(link).await
+    }
+
+    fn take_acks(&self) -> Vec<oneshot::Sender<()>> {
+        std::mem::take(&mut *self.shared.subscribed_acks.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Folds the hub's recorded changes into `wanted`; answers the users joined and left.
@@ -537,22 +587,43 @@ impl Task {
         Ok(())
     }
 
+    /// Publishes what was kept during the outage, in order, before anything newer.
+    async fn publish_unsent(&mut self, link: &mut Link) -> Result<(), String> {
+        while !self.unsent.is_empty() {
+            let batch: Vec<Outgoing> = self.unsent.drain(..self.unsent.len().min(PUBLISH_BATCH_LEN)).collect();
+            self.publish_batch(link, batch).await?;
+        }
+        Ok(())
+    }
+
     /// Publishes `first` and whatever else is queued, in order, in one round trip.
     async fn publish(&mut self, link: &mut Link, first: Outgoing) -> Result<(), String> {
+        let mut batch = vec![first];
+        while batch.len() < PUBLISH_BATCH_LEN {
+            match self.queue.try_recv() {
+                Ok(outgoing) => batch.push(outgoing),
+                Err(_) => break,
+            }
+        }
+        self.publish_batch(link, batch).await
+    }
+
+    /// One round trip; on failure the notifications and announcements wait for the next link.
+    async fn publish_batch(&mut self, link: &mut Link, batch: Vec<Outgoing>) -> Result<(), String> {
         let mut pipe = ::redis::pipe();
-        let mut next = Some(first);
-        let mut count = 0;
-        while let Some(outgoing) = next {
-            pipe.cmd("PUBLISH").arg(outgoing.channel).arg(outgoing.payload).ignore();
-            count += 1;
-            next = if count < PUBLISH_BATCH_LEN {
-                self.queue.try_recv().ok()
-            } else {
-                None
-            };
+        for outgoing in &batch {
+            pipe.cmd("PUBLISH")
+                .arg(&outgoing.channel)
+                .arg(&outgoing.payload)
+                .ignore();
         }
         if let Err(e) = pipe.exec_async(&mut link.publisher).await {
-            self.shared.discarded.fetch_add(count as u64, Ordering::Relaxed);
+            let (kept, lost): (Vec<Outgoing>, Vec<Outgoing>) = batch.into_iter().partition(|o| o.keyed);
+            self.shared.discarded.fetch_add(lost.len() as u64, Ordering::Relaxed);
+            for outgoing in kept.into_iter().rev() {
+                self.unsent.push_front(outgoing);
+            }
+            self.trim_unsent();
             return Err(format!("publish: {e}"));
         }
         let dropped = self.shared.dropped.swap(0, Ordering::Relaxed);
@@ -579,14 +650,18 @@ impl Task {
             return;
         }
         let event = match channel {
-            Channel::Global => LayerEvent::Deliver {
-                group: Group::Global,
-                text: ByteString::from(body),
-            },
-            Channel::User(id) => LayerEvent::Deliver {
-                group: Group::User(id),
-                text: ByteString::from(body),
-            },
+            Channel::Global | Channel::User(_) => {
+                let (key, text) = (payloads::push_key(body), body);
+                let group = match channel {
+                    Channel::User(id) => Group::User(id),
+                    _ => Group::Global,
+                };
+                LayerEvent::Deliver {
+                    group,
+                    text: ByteString::from(text),
+                    key,
+                }
+            }
             Channel::Control => match Control::parse(body) {
                 Some(Control::Revoke {
                     credential_id,
@@ -615,9 +690,26 @@ impl Task {
         }
     }
 
-    /// Waits `delay` while disconnected, throwing away the publishes queued before the outage was
-    /// noticed rather than sending them late (their recipients catch up over REST). Breaks when
-    /// the hub is gone.
+    /// Keeps a notification or announcement that could not be published; drops anything else.
+    fn keep_unsent(&mut self, outgoing: Outgoing) {
+        if outgoing.keyed {
+            self.unsent.push_back(outgoing);
+            self.trim_unsent();
+        } else {
+            self.shared.discarded.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn trim_unsent(&mut self) {
+        while self.unsent.len() > MAX_UNSENT {
+            self.unsent.pop_front();
+            self.shared.discarded.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Waits `delay` while disconnected. Notifications and announcements queued meanwhile are
+    /// kept to be sent when the link is back; other publishes (whose state may be stale by
+    /// then) are thrown away. Breaks when the hub is gone.
     async fn discard_for(&mut self, delay: Duration) -> ControlFlow<()> {
         let sleep = tokio::time::sleep(delay);
         tokio::pin!(sleep);
@@ -625,13 +717,19 @@ impl Task {
             tokio::select! {
                 () = &mut sleep => return ControlFlow::Continue(()),
                 outgoing = self.queue.recv() => match outgoing {
-                    Some(_) => {
-                        self.shared.discarded.fetch_add(1, Ordering::Relaxed);
-                    }
+                    Some(outgoing) => self.keep_unsent(outgoing),
                     None => return ControlFlow::Break(()),
                 },
             }
         }
+    }
+}
+
+/// Tells the waiting handshakes that their subscriptions stand.
+fn tell(acks: Vec<oneshot::Sender<()>>) {
+    for ack in acks {
+        // The handshake may have given up waiting.
+        let _ = ack.send(());
     }
 }
 

@@ -44,7 +44,7 @@ struct Worker {
 /// Makes a session on this thread reachable by the hub's pushes; the hub is to be given the
 /// returned link with the session's `Connect`. Starts the thread's delivery task on first use,
 /// so it must run inside the worker's runtime.
-/// `queue_len` bounds the pushes waiting for the thread (`NotificationHub::deliver_local`).
+/// `queue_len` bounds the pushes waiting for the thread (`NotificationHub::deliver_push`).
 pub fn register(session_id: u64, outlet: Outlet, hub: &Addr<NotificationHub>, queue_len: usize) -> WorkerLink {
     WORKER.with_borrow_mut(|worker| {
         let worker = worker.get_or_insert_with(|| start(hub.clone(), queue_len));
@@ -77,7 +77,7 @@ fn start(hub: Addr<NotificationHub>, queue_len: usize) -> Worker {
 
 /// The thread's delivery task: ends with the thread's runtime.
 async fn deliver_all(mut receiver: mpsc::Receiver<Deliver>) {
-    while let Some(Deliver { frame, sessions }) = receiver.recv().await {
+    while let Some(Deliver { frame, key, sessions }) = receiver.recv().await {
         let frame = frame.bytes();
         let mut turns = sessions.chunks(WRITES_PER_TURN).peekable();
         while let Some(turn) = turns.next() {
@@ -87,7 +87,7 @@ async fn deliver_all(mut receiver: mpsc::Receiver<Deliver>) {
                     let Some(outlet) = worker.sessions.get(&session_id) else {
                         continue;
                     };
-                    if outlet.push(frame) == Pushed::TooSlow {
+                    if outlet.push(frame, key) == Pushed::TooSlow {
                         // The hub takes it out of its groups and tells it to close. The session
                         // cannot see to that itself: it is not polled until its socket drains.
                         worker.hub.do_send(TooSlow { session_id });

@@ -18,7 +18,7 @@ use super::{delivery, inflow::Inflow, transport::Outlet};
 use crate::{
     auth::Credential,
     error::ApiError,
-    hub::messages::{Connect, Disconnect, ToSession},
+    hub::messages::{Connect, Disconnect, Joined, ToSession},
     limits::{connections::AddressSlot, sockets::SocketSlot},
     payloads,
     services::notifications,
@@ -36,7 +36,7 @@ pub struct WsSession {
     user_id: i32,
     credential_id: i32,
     /// Told once the hub has added this session to its groups (the handshake waits for it).
-    joined: Option<oneshot::Sender<()>>,
+    joined: Option<oneshot::Sender<Joined>>,
     state: web::Data<AppState>,
     /// The socket's sending side, which this thread's delivery task writes pushes to.
     outlet: Outlet,
@@ -121,7 +121,7 @@ impl WsSession {
         id: u64,
         credential: &Credential,
         state: web::Data<AppState>,
-        joined: oneshot::Sender<()>,
+        joined: oneshot::Sender<Joined>,
         outlet: Outlet,
         transport: Waker,
         bounds: Bounds,

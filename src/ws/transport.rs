@@ -32,6 +32,11 @@ use tokio::{
 };
 
 use super::inflow::{FrameScan, Inflow, Scanned};
+use crate::hub::messages::PushKey;
+
+/// Pushes a socket keeps back while its replay is being read, at most: past it the rest are
+/// dropped and the replay reports itself incomplete (the client refetches over REST).
+pub const HOLD_MAX: usize = 4096;
 
 /// The largest single read. Frames larger than this arrive over several reads; the context's
 /// decoder joins them.
@@ -195,6 +200,30 @@ struct Sending {
     closed: bool,
     /// Wakes the pump, for what `push` could not write itself.
     pump: Waker,
+    /// While the socket's replay is being read (a handshake with `last_id`, ...), pushes wait
+    /// here, so that the replay goes first and what it already holds is not sent twice. Boxed:
+    /// an idle socket pays one pointer for it.
+    held: Option<Box<Held>>,
+    /// After a replay: the newest notification and announcement ids the client has (0: none).
+    /// A push of one of those is dropped, should a catch-up of the hub bring it again.
+    had: (i32, i32),
+}
+
+/// The pushes kept back during a replay, in arrival order, each with what it carries.
+#[derive(Default)]
+pub struct Held {
+    pub pushes: VecDeque<(PushKey, Bytes)>,
+    /// More than `HOLD_MAX` arrived: the rest were dropped.
+    pub overflowed: bool,
+}
+
+/// Whether a push carries a notification the client had (`had`: see `Outlet::end_hold`).
+fn already_had(key: PushKey, (newest, newest_global): (i32, i32)) -> bool {
+    match key {
+        PushKey::Personal(id) => id <= newest,
+        PushKey::Global(id) => id <= newest_global,
+        PushKey::Other => false,
+    }
 }
 
 /// What became of a push.
@@ -209,8 +238,9 @@ pub enum Pushed {
 }
 
 impl Outlet {
-    /// `head` (the 101 response) is written first; pushes wait behind it.
-    pub fn new(io: OwnedWriteHalf, head: Bytes, limit: usize, pump: Waker) -> Self {
+    /// `head` (the 101 response) is written first; pushes wait behind it. With `hold`, pushes
+    /// are kept back until `end_hold` (the socket's replay goes first).
+    pub fn new(io: OwnedWriteHalf, head: Bytes, limit: usize, pump: Waker, hold: bool) -> Self {
         Self(Rc::new(RefCell::new(Sending {
             io,
             pending: head,
@@ -218,15 +248,29 @@ impl Outlet {
             limit,
             closed: false,
             pump,
+            held: hold.then(Box::default),
+            had: (0, 0),
         })))
     }
 
-    /// Sends one push: written now if nothing waits and the socket takes it, else queued.
-    pub fn push(&self, frame: &Bytes) -> Pushed {
+    /// Sends one push: written now if nothing waits and the socket takes it, else queued; kept
+    /// back while the replay is being read.
+    pub fn push(&self, frame: &Bytes, key: PushKey) -> Pushed {
         let mut sending = self.0.borrow_mut();
         let s = &mut *sending;
         if s.closed {
             return Pushed::Dropped;
+        }
+        if already_had(key, s.had) {
+            return Pushed::Taken;
+        }
+        if let Some(held) = &mut s.held {
+            if held.pushes.len() < HOLD_MAX {
+                held.pushes.push_back((key, frame.clone()));
+            } else {
+                held.overflowed = true;
+            }
+            return Pushed::Taken;
         }
         if s.pending.is_empty() {
             match s.io.try_write(frame) {
@@ -252,6 +296,28 @@ impl Outlet {
     /// From now on pushes are dropped: the session's close frame is to be its last frame.
     pub fn close(&self) {
         self.0.borrow_mut().closed = true;
+    }
+
+    /// Stops keeping pushes back and answers those kept, less those the client has: it has
+    /// every notification up to `had.0` and every announcement up to `had.1` (0: none), and
+    /// later pushes of those are dropped too. Whatever the caller sends with `send_replay`
+    /// before it next awaits goes before every later push.
+    pub fn end_hold(&self, had: (i32, i32)) -> Held {
+        let mut s = self.0.borrow_mut();
+        s.had = had;
+        let mut held = s.held.take().map(|held| *held).unwrap_or_default();
+        held.pushes.retain(|(key, _)| !already_had(*key, had));
+        held
+    }
+
+    /// Sends the replay (its frames, the `sync` message and the kept pushes, as one chunk) ahead
+    /// of every later push. One chunk: the replay must not count against the queue's bound.
+    pub fn send_replay(&self, chunk: Bytes) {
+        if self.0.borrow().closed {
+            return;
+        }
+        self.queue_own(chunk);
+        self.0.borrow().pump.wake_by_ref();
     }
 
     /// Queues the session's own frames (pongs, replies, its close frame) behind the pushes.
@@ -366,7 +432,7 @@ mod tests {
         let (server, _) = listener.accept().await.expect("accepted");
         let (_, write) = server.into_split();
         (
-            Outlet::new(write, Bytes::from_static(head), limit, Waker::noop().clone()),
+            Outlet::new(write, Bytes::from_static(head), limit, Waker::noop().clone(), false),
             client,
         )
     }
@@ -385,18 +451,50 @@ mod tests {
     async fn pushes_wait_behind_the_head_and_keep_their_order_with_the_sessions_frames() {
         let (outlet, mut peer) = connected(b"HEAD", 8).await;
         // The 101 is not written yet: pushes must queue behind it.
-        assert_eq!(outlet.push(&Bytes::from_static(b"a")), Pushed::Taken);
-        assert_eq!(outlet.push(&Bytes::from_static(b"b")), Pushed::Taken);
+        assert_eq!(outlet.push(&Bytes::from_static(b"a"), PushKey::Other), Pushed::Taken);
+        assert_eq!(outlet.push(&Bytes::from_static(b"b"), PushKey::Other), Pushed::Taken);
         outlet.queue_own(Bytes::from_static(b"pong"));
         assert!(matches!(flush(&outlet), Poll::Ready(Ok(()))));
         // Idle now: written at once, with nothing for the pump to do.
-        assert_eq!(outlet.push(&Bytes::from_static(b"c")), Pushed::Taken);
+        assert_eq!(outlet.push(&Bytes::from_static(b"c"), PushKey::Other), Pushed::Taken);
         assert!(outlet.0.borrow().pending.is_empty());
         outlet.queue_own(Bytes::from_static(b"close"));
         outlet.close();
-        assert_eq!(outlet.push(&Bytes::from_static(b"late")), Pushed::Dropped);
+        assert_eq!(
+            outlet.push(&Bytes::from_static(b"late"), PushKey::Other),
+            Pushed::Dropped
+        );
         assert!(matches!(flush(&outlet), Poll::Ready(Ok(()))));
         assert_eq!(read_exactly(&mut peer, 16).await, b"HEADabpongcclose");
+    }
+
+    #[actix_web::test]
+    async fn a_replay_drops_the_pushes_it_covers_held_or_later() {
+        let (outlet, mut peer) = connected(b"", 8).await;
+        outlet.0.borrow_mut().held = Some(Box::default());
+        for (key, frame) in [
+            (PushKey::Personal(4), &b"n4"[..]),
+            (PushKey::Other, b"rd"),
+            (PushKey::Global(2), b"g2"),
+            (PushKey::Personal(6), b"n6"),
+        ] {
+            assert_eq!(outlet.push(&Bytes::from_static(frame), key), Pushed::Taken);
+        }
+        let held = outlet.end_hold((5, 1));
+        let kept: Vec<PushKey> = held.pushes.iter().map(|(key, _)| *key).collect();
+        assert_eq!(kept, [PushKey::Other, PushKey::Global(2), PushKey::Personal(6)]);
+        outlet.send_replay(Bytes::from_static(b"RE"));
+        // A catch-up bringing what the replay had again: dropped; anything newer goes out.
+        assert_eq!(
+            outlet.push(&Bytes::from_static(b"n5"), PushKey::Personal(5)),
+            Pushed::Taken
+        );
+        assert_eq!(
+            outlet.push(&Bytes::from_static(b"n7"), PushKey::Personal(7)),
+            Pushed::Taken
+        );
+        assert!(matches!(flush(&outlet), Poll::Ready(Ok(()))));
+        assert_eq!(read_exactly(&mut peer, 4).await, b"REn7");
     }
 
     #[actix_web::test]
@@ -406,14 +504,18 @@ mod tests {
         let mut taken = 0;
         // The kernel's buffers take some megabytes at most; then 4 may wait, and no more.
         let outcome = loop {
-            match outlet.push(&frame) {
+            match outlet.push(&frame, PushKey::Other) {
                 Pushed::Taken if taken < 10_000 => taken += 1,
                 other => break other,
             }
         };
         assert_eq!(outcome, Pushed::TooSlow, "after {taken} pushes");
         assert!(taken > 4, "the socket itself took some ({taken})");
-        assert_eq!(outlet.push(&frame), Pushed::Dropped, "a closed outlet stays closed");
+        assert_eq!(
+            outlet.push(&frame, PushKey::Other),
+            Pushed::Dropped,
+            "a closed outlet stays closed"
+        );
         // What was accepted in whole frames is still readable: the queue went, not a frame's tail.
         let mut buf = vec![0; 64 * 1024];
         peer.read_exact(&mut buf).await.expect("the first frame");

@@ -1,4 +1,6 @@
-//! `GET /ws/notifications/`: authenticate, join the hub, answer 101, then serve the socket.
+//! `GET /ws/notifications/`: authenticate, join the hub, answer 101, replay what the client
+//! missed when it asks (`last_id`, `last_global_id`, `sync=1`: see `replay`), then serve the
+//! socket.
 //!
 //! actix-http hands every `Upgrade: websocket` request here, with the connection, instead of to
 //! the App (see `startup`), so the socket outlives the HTTP dispatcher and its buffers
@@ -8,7 +10,7 @@ use std::{
     rc::Rc,
     sync::atomic::{AtomicU64, Ordering},
     task::{Context, Poll, Waker},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use actix_codec::{Encoder, Framed};
@@ -27,6 +29,7 @@ use tokio::{io::AsyncWriteExt, sync::oneshot};
 
 use super::{
     inflow::Inflow,
+    replay,
     session::{Bounds, WsSession},
     transport::{Outlet, SocketReader, Wakeup, pump},
 };
@@ -36,11 +39,16 @@ use crate::{
         extractor::{Presented, presented},
     },
     error::ApiError,
+    services::catch_up::Since,
     state::AppState,
 };
 
 /// The one path that upgrades.
 pub const PATH: &str = "/ws/notifications/";
+
+/// How long a handshake waits for the channel layer to subscribe to a user new to this node
+/// before it answers anyway (the link is failing; the hub catches up once it is back).
+const SUBSCRIBE_WAIT: Duration = Duration::from_secs(2);
 
 static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -52,19 +60,21 @@ pub async fn serve(req: Request, framed: Framed<TcpStream, h1::Codec>, state: we
     let path = req.path().to_owned();
     let mut parts = framed.into_parts();
     let accepted = match authorize(&req, &state).await {
-        Ok(credential) => ws_proto::handshake(req.head())
-            .map_err(handshake_error)
-            .and_then(|mut builder| {
-                // Counted last: a refused handshake takes no place among the user's sockets.
-                let socket = state.sockets.claim(credential.user.id)?;
-                // The connection's slot ends with the HTTP dispatcher; the socket goes on.
-                let address = req.peer_addr().and_then(|peer| state.connections.hold(peer.ip()));
-                Ok((credential, builder.finish().drop_body(), socket, address))
-            }),
+        Ok(credential) => catch_up_request(req.uri().query().unwrap_or("")).and_then(|since| {
+            ws_proto::handshake(req.head())
+                .map_err(handshake_error)
+                .and_then(|mut builder| {
+                    // Counted last: a refused handshake takes no place among the user's sockets.
+                    let socket = state.sockets.claim(credential.user.id)?;
+                    // The connection's slot ends with the HTTP dispatcher; the socket goes on.
+                    let address = req.peer_addr().and_then(|peer| state.connections.hold(peer.ip()));
+                    Ok((credential, since, builder.finish().drop_body(), socket, address))
+                })
+        }),
         Err(e) => Err(e),
     };
     drop(req);
-    let (credential, switching, socket, address) = match accepted {
+    let (credential, since, switching, socket, address) = match accepted {
         Ok(accepted) => accepted,
         Err(e) => {
             let status = e.status_code();
@@ -98,13 +108,16 @@ pub async fn serve(req: Request, framed: Framed<TcpStream, h1::Codec>, state: we
     let wakeup = Wakeup::new();
     let waker = Waker::from(wakeup.clone());
     // The 101 goes first: pushes that reach the session before it is written wait behind it.
+    // A socket that asked for a replay keeps its pushes back until the replay is written.
     let outlet = Outlet::new(
         write,
         head.freeze(),
         state.settings.websocket.send_queue_len,
         waker.clone(),
+        since.is_some(),
     );
     let inflow = Rc::new(Inflow::default());
+    let user_id = credential.user.id;
     let session = WsSession::new(
         session_id,
         &credential,
@@ -131,13 +144,26 @@ pub async fn serve(req: Request, framed: Framed<TcpStream, h1::Codec>, state: we
         // groups. The 101 goes out only once the hub has done so: a push right after the
         // handshake reaches this socket.
         let first = poll_fn(|_| Poll::Ready(frames.as_mut().poll_next(&mut Context::from_waker(&waker)))).await;
-        if matches!(first, Poll::Ready(None | Some(Err(_)))) || joined_rx.await.is_err() {
-            // Nothing was answered: the connection just closes.
-            log::error!("hub unavailable: WebSocket session {session_id} could not join its groups; connection closed");
-            return;
+        let joined = match (&first, joined_rx.await) {
+            (Poll::Ready(None | Some(Err(_))), _) | (_, Err(_)) => {
+                // Nothing was answered: the connection just closes.
+                log::error!(
+                    "hub unavailable: WebSocket session {session_id} could not join its groups; connection closed"
+                );
+                return;
+            }
+            (_, Ok(joined)) => joined,
+        };
+        if let Some(subscribed) = joined.subscribed {
+            // Another node's push for this user reaches this node only once the subscription
+            // stands. Dropped (the link failed): the hub catches up when it is back.
+            let _ = tokio::time::timeout(SUBSCRIBE_WAIT, subscribed).await;
         }
         log_request(&Method::GET, PATH, 101, started);
         metrics.count_request(&Method::GET, PATH, 101, started.elapsed().as_secs_f64());
+        if let Some(since) = since {
+            actix_web::rt::spawn(replay::send(state, user_id, since, outlet.clone()));
+        }
         let first = match first {
             Poll::Ready(Some(Ok(frame))) => Some(frame),
             _ => None,
@@ -166,6 +192,47 @@ async fn authorize(req: &Request, state: &AppState) -> Result<Credential, ApiErr
         Presented::Nothing => return Err(ApiError::Unauthorized),
     };
     state.auth.authenticate(&token).await?.ok_or(ApiError::Unauthorized)
+}
+
+/// The handshake's catch-up parameters (`last_id`, `last_global_id`, `sync=1`): `None` when it
+/// asks for no replay (the seed's stream), a 400 for a bad value. Other parameters are ignored.
+fn catch_up_request(query: &str) -> Result<Option<Since>, ApiError> {
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+        .map_err(|_| ApiError::BadRequest("malformed query string".into()))?
+        .into_inner();
+    let mut since = Since::default();
+    let mut asked = false;
+    let mut seen: Vec<&str> = Vec::new();
+    for (name, value) in &pairs {
+        let name = name.as_str();
+        if !matches!(name, "last_id" | "last_global_id" | "sync") {
+            continue;
+        }
+        if seen.contains(&name) {
+            return Err(ApiError::BadRequest(format!("{name} is given twice")));
+        }
+        seen.push(name);
+        match name {
+            "sync" => match value.as_str() {
+                "1" | "true" => asked = true,
+                "0" | "false" => {}
+                _ => return Err(ApiError::BadRequest("sync must be 1 or 0".into())),
+            },
+            _ => {
+                let id =
+                    value.parse::<i32>().ok().filter(|id| *id >= 0).ok_or_else(|| {
+                        ApiError::BadRequest(format!("{name} must be an integer from 0 to 2147483647"))
+                    })?;
+                asked = true;
+                if name == "last_id" {
+                    since.last_id = Some(id);
+                } else {
+                    since.last_global_id = Some(id);
+                }
+            }
+        }
+    }
+    Ok(asked.then_some(since))
 }
 
 fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
@@ -222,4 +289,36 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             _ => Err(ApiError::MethodNotAllowed),
         }
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catch_up_parameters_are_read_or_refused() {
+        assert_eq!(catch_up_request("").ok(), Some(None));
+        assert_eq!(catch_up_request("other=x&sync=0").ok(), Some(None));
+        assert_eq!(catch_up_request("sync=1").ok(), Some(Some(Since::default())));
+        assert_eq!(
+            catch_up_request("last_id=0&last_global_id=17").ok(),
+            Some(Some(Since {
+                last_id: Some(0),
+                last_global_id: Some(17)
+            }))
+        );
+        for bad in [
+            "last_id=-1",
+            "last_id=x",
+            "last_id=",
+            "last_global_id=2147483648",
+            "sync=2",
+            "last_id=1&last_id=2",
+        ] {
+            assert!(
+                matches!(catch_up_request(bad), Err(ApiError::BadRequest(_))),
+                "{bad} is refused"
+            );
+        }
+    }
 }

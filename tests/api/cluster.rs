@@ -14,16 +14,16 @@ use crate::helpers::{
 const QUIET: Duration = Duration::from_millis(500);
 
 /// Nodes sharing one fresh database and a Redis, under a channel prefix of their own.
-struct Cluster {
+pub struct Cluster {
     // Declared first so the processes stop before their database is dropped.
-    nodes: Vec<Node>,
-    config: ClusterConfig,
+    pub nodes: Vec<Node>,
+    pub config: ClusterConfig,
     _db: PostgresDb,
 }
 
 impl Cluster {
     /// `count` nodes on the machine's shared Redis.
-    async fn start(count: usize) -> Cluster {
+    pub async fn start(count: usize) -> Cluster {
         let redis_url = shared_redis_url();
         require_redis(&redis_url).await;
         Cluster::start_on(count, redis_url).await
@@ -31,7 +31,7 @@ impl Cluster {
 
     /// `count` nodes on the Redis at `redis_url`, started one after the other (the first
     /// migrates the fresh database and creates the admin).
-    async fn start_on(count: usize, redis_url: String) -> Cluster {
+    pub async fn start_on(count: usize, redis_url: String) -> Cluster {
         let db = fresh_postgres().await;
         let config = ClusterConfig {
             database_url: db.url.clone(),
@@ -46,12 +46,12 @@ impl Cluster {
     }
 
     /// Waits until exactly `nodes` nodes subscribe to `user_id`'s channel.
-    async fn wait_for_user_subscribers(&self, user_id: i32, nodes: i64) {
+    pub async fn wait_for_user_subscribers(&self, user_id: i32, nodes: i64) {
         wait_for_subscribers(&self.config.redis_url, &self.config.user_channel(user_id), nodes).await;
     }
 
     /// The nodes, for a cluster started with exactly `N` of them.
-    fn node_array<const N: usize>(&self) -> &[Node; N] {
+    pub fn node_array<const N: usize>(&self) -> &[Node; N] {
         <&[Node; N]>::try_from(&self.nodes[..]).unwrap_or_else(|_| unreachable!("{N} nodes"))
     }
 
@@ -256,7 +256,7 @@ async fn a_redis_restart_makes_nodes_unready_not_down_and_they_recover() {
         );
     }
     let during = a.notify(alice.id, "during the outage").await;
-    // A's own sockets still get A's pushes; other nodes' clients catch up over REST.
+    // A's own sockets still get A's pushes; B's get them from the database (tests/api/catch_up_cluster.rs).
     assert_eq!(alice_on_a.json().await, notification_push(&during));
     let (_, list) = b.get("/api/notifications/", Some(&alice.token)).await;
     assert_eq!(list["notifications"][0]["id"], during["id"]);
@@ -275,6 +275,7 @@ async fn a_redis_restart_makes_nodes_unready_not_down_and_they_recover() {
     b.wait_readiness(true).await;
     // The socket opened on B with the login revoked during the outage is closed on reconnect.
     assert_eq!(revoked_on_b.close_code(Duration::from_secs(5)).await, Some(4001));
+    assert_eq!(alice_on_b.json().await, notification_push(&during));
     cluster.wait_for_user_subscribers(alice.id, 2).await;
     push_and_announce_reach(
         &mut [&mut alice_on_a, &mut alice_on_b],

@@ -28,6 +28,9 @@ macro_rules! both_backends {
 
 mod admin;
 mod auth;
+mod catch_up;
+mod catch_up_chaos;
+mod catch_up_cluster;
 mod cli;
 mod cluster;
 mod errors;

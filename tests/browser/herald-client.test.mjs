@@ -151,6 +151,51 @@ test('herald.js: events, markRead, states, backoff, bounded retries, no retry af
     h.stop();
     out.stoppedState = h.state;
 
+    // --- catch-up: resume from the newest ids delivered, drop repeats, refetch when incomplete
+    const k = mk();
+    const got = [];
+    const refetches = [];
+    k.addEventListener('notification', (e) => got.push(['n', e.detail.notification.id]));
+    k.addEventListener('global_notification', (e) => got.push(['g', e.detail.notification.id]));
+    k.addEventListener('sync', (e) => got.push(['sync', e.detail.unread_count]));
+    k.addEventListener('refetch', (e) => refetches.push(e.detail.reason));
+    k.start();
+    const k1 = FakeWS.instances.at(-1);
+    out.firstUrl = k1.url;
+    k1.serverOpen();
+    k.seen({ lastId: 3, lastGlobalId: 0 }); // what the page fetched over REST
+    k1.serverSend({ type: 'sync', unread_count: 1, replayed: 0, complete: true });
+    k1.serverSend({ type: 'notification', notification: { id: 5 } });
+    k1.serverSend({ type: 'global_notification', notification: { id: 2 } });
+    k1.serverClose(1006);
+    await until(() => FakeWS.instances.at(-1) !== k1);
+    const k2 = FakeWS.instances.at(-1);
+    out.resumeUrl = k2.url;
+    k2.serverOpen();
+    // The replay meets a push the client already had: delivered once.
+    k2.serverSend({ type: 'notification', notification: { id: 5 } });
+    k2.serverSend({ type: 'notification', notification: { id: 6 } });
+    k2.serverSend({ type: 'sync', unread_count: 3, replayed: 2, complete: false });
+    k2.serverSend({ type: 'notification', notification: { id: 6 } });
+    // An announcement sent again unchanged is dropped; edited, it is delivered again.
+    k2.serverSend({ type: 'global_notification', notification: { id: 2 } });
+    k2.serverSend({ type: 'global_notification', notification: { id: 2, title: 'edited' } });
+    out.catchUp = { got, refetches: refetches.slice() };
+    k.stop();
+
+    // --- a reconnect that cannot say where to resume asks the page to refetch
+    const n = mk();
+    const nRefetch = [];
+    n.addEventListener('refetch', (e) => nRefetch.push(e.detail.reason));
+    n.start();
+    const n1 = FakeWS.instances.at(-1);
+    n1.serverOpen();
+    n1.serverClose(1006);
+    await until(() => FakeWS.instances.at(-1) !== n1);
+    FakeWS.instances.at(-1).serverOpen();
+    out.noResume = { url: FakeWS.instances.at(-1).url, refetches: nRefetch };
+    n.stop();
+
     // --- backoff: exponential, capped, jittered
     const b = new HeraldClient({ baseDelayMs: 1000, maxDelayMs: 8000 });
     out.delays = [1, 2, 3, 4, 5, 6].map((n) => Array.from({ length: 200 }, () => b.backoffDelay(n)));
@@ -158,7 +203,20 @@ test('herald.js: events, markRead, states, backoff, bounded retries, no retry af
   });
 
   const port = fx.server.port;
-  assert.equal(result.url, `ws://127.0.0.1:${port}/ws/notifications/`);
+  assert.equal(result.url, `ws://127.0.0.1:${port}/ws/notifications/?sync=1`);
+  assert.equal(result.firstUrl, `ws://127.0.0.1:${port}/ws/notifications/?sync=1`);
+  assert.equal(result.resumeUrl, `ws://127.0.0.1:${port}/ws/notifications/?sync=1&last_id=5&last_global_id=2`);
+  assert.deepEqual(result.catchUp.got, [
+    ['sync', 1],
+    ['n', 5],
+    ['g', 2],
+    ['n', 6],
+    ['sync', 3],
+    ['g', 2],
+  ]);
+  assert.deepEqual(result.catchUp.refetches, ['incomplete']);
+  assert.equal(result.noResume.url, `ws://127.0.0.1:${port}/ws/notifications/?sync=1`);
+  assert.deepEqual(result.noResume.refetches, ['no_resume_point']);
   assert.equal(result.stateBeforeOpen, 'connecting');
   assert.deepEqual(result.events, [
     ['open', false],

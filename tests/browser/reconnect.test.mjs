@@ -38,7 +38,7 @@ test('server restart: the page shows "reconnecting", recovers and catches up', a
   await screenshot(page, 'reconnecting');
 
   // While the page's server is down, a notification is created against the same
-  // database by another Herald process (so it can only arrive through the REST catch-up).
+  // database by another Herald process: no push of it reaches any socket.
   const side = await HeraldServer.start({ dbPath: fx.server.dbPath });
   let missed;
   try {
@@ -55,12 +55,17 @@ test('server restart: the page shows "reconnecting", recovers and catches up', a
   assert.equal(await connText(page), 'Live');
   assert.ok(sockets.length >= 2, 'a new socket was opened');
 
-  // …and re-fetches what it missed, without a reload.
+  // …resuming from the newest ids it had, so the server replays what it missed, without a reload.
   await page.locator(`#notif-list .notif[data-id="${missed.id}"]`).waitFor();
   await page.locator('#badge[data-count="2"]').waitFor();
   assert.equal(await page.evaluate(() => window.__noReload), true, 'no page reload');
-  const viaSocket = sockets.some((s) => s.received.some((f) => f.includes('Created during the outage')));
-  assert.equal(viaSocket, false, 'the missed notification came over REST, not the socket');
+  const resumed = sockets.at(-1);
+  assert.match(resumed.url, /[?&]last_id=\d+/, `the reconnect says where to resume: ${resumed.url}`);
+  const replayed = resumed.received.filter((f) => f.includes('Created during the outage'));
+  assert.equal(replayed.length, 1, 'the missed notification was replayed over the socket, once');
+  assert.ok(resumed.received.some((f) => f.includes('"type":"sync"')), 'then the sync message');
+  await page.locator('#toasts .toast', { hasText: 'Created during the outage' }).waitFor();
+  assert.equal(await page.locator(`#notif-list .notif[data-id="${missed.id}"]`).count(), 1, 'listed once');
 
   // Live pushes work again on the new socket.
   token = await adminToken(fx.server);
