@@ -283,6 +283,7 @@ fn removed(id: &Value) -> impl Fn(&Value) + '_ {
     move |msg| assert_eq!(msg, &json!({ "type": "global_notification_removed", "id": id }))
 }
 
+/// A whole announcement pushed (created, or `edited` again: the tests check the shape elsewhere).
 fn pushed<'a>(id: &'a Value, title: &'a str) -> impl Fn(&Value) + 'a {
     move |msg| {
         assert_eq!(msg["type"], "global_notification", "{msg}");
@@ -320,7 +321,7 @@ async fn announcements_are_edited_withdrawn_and_restored_live(backend: Backend) 
         let msg = socket.json().await;
         assert_eq!(
             msg,
-            json!({ "type": "global_notification", "notification": {
+            json!({ "type": "global_notification", "edited": true, "notification": {
                 "id": id, "title": "Maintenance moved", "message": "tomorrow", "level": "warning",
                 "created_at": g["created_at"], "expires_at": later } })
         );
