@@ -252,6 +252,9 @@ async function loadNotifications() {
     app.nextBeforeId = typeof data.next_before_id === 'number' ? data.next_before_id : null;
     if (typeof data.unread_count === 'number') setUnread(data.unread_count);
     renderList();
+    // A reconnect resumes from here: the server replays what is newer. Only the unfiltered view's
+    // newest id is the user's newest; a filtered one leaves the resume point to the pushes.
+    if (app.client && !app.view.unreadOnly && !app.view.type) app.client.seen({ lastId: maxId });
   } finally {
     if (request === app.listRequest) $('notif-view').setAttribute('aria-busy', 'false');
   }
