@@ -11,6 +11,7 @@ use herald::{
 /// blocks from per-thread arenas and keep them after free: measured 2 GB resident after a few
 /// hundred logins. A fixed threshold keeps every block of 1 MiB or more a mapping of its own,
 /// returned to the system on free.
+#[allow(unsafe_code)]
 fn release_large_blocks_on_free() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets an allocator parameter; it is called before any thread starts.

@@ -53,6 +53,8 @@ pub(crate) fn publish<C>(message: CreatedNotification) {
 /// Hands `message` to the hub of the current `System`, if there is one.
 pub fn deliver(message: CreatedNotification) {
     let Some(system) = System::try_current() else {
+        // A script or tool saving outside the server: no hub can push it (clients see it over REST).
+        log::warn!("notification saved outside an actix System: not pushed");
         return;
     };
     let recipient = {

@@ -1,6 +1,6 @@
 //! How the hub answers each message.
 use actix::{ActorFutureExt, AsyncContext, Context, Handler, ResponseActFuture, WrapFuture};
-use actix_web_actors::ws::{CloseCode, CloseReason};
+use actix_http::ws::{CloseCode, CloseReason};
 
 use super::{
     messages::{

@@ -2,8 +2,8 @@
 use std::fmt;
 
 use actix::{Message, Recipient};
+use actix_http::ws::CloseReason;
 use actix_http::ws::{OpCode, Parser};
-use actix_web_actors::ws::CloseReason;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
 

@@ -6,7 +6,7 @@ use std::{
 };
 
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, Recipient, WrapFuture};
-use actix_web_actors::ws::{CloseCode, CloseReason};
+use actix_http::ws::{CloseCode, CloseReason};
 use bytestring::ByteString;
 use sea_orm::DatabaseConnection;
 use tokio::sync::{Notify, mpsc, oneshot};

@@ -23,9 +23,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 
 fn serve(path: &str) -> Result<HttpResponse, ApiError> {
     let file = Assets::get(path).ok_or(ApiError::NotFound)?;
-    let mime = mime_guess::from_path(path).first_or_octet_stream();
     Ok(HttpResponse::Ok()
-        .content_type(mime.as_ref())
+        .content_type(file.metadata.mimetype())
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
