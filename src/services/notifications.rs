@@ -239,18 +239,7 @@ pub async fn mark_read(
     user_id: i32,
     id: i64,
 ) -> Result<(), ApiError> {
-    let id = i32::try_from(id).map_err(|_| ApiError::NotFound)?;
-    // Matching on the owner in the UPDATE itself: another user's id changes nothing.
-    let updated = notification::Entity::update_many()
-        .col_expr(notification::Column::IsRead, true.into())
-        .filter(notification::Column::Id.eq(id))
-        .filter(notification::Column::UserId.eq(user_id))
-        .exec(db)
-        .await?;
-    if updated.rows_affected == 0 {
-        return Err(ApiError::NotFound);
-    }
-    tell(db, hub, user_id, Change::Read, vec![id]).await
+    set_read(db, hub, user_id, id, true).await
 }
 
 /// Marks all of `user_id`'s notifications read; answers how many were unread.
@@ -292,9 +281,21 @@ pub async fn mark_unread(
     user_id: i32,
     id: i64,
 ) -> Result<(), ApiError> {
+    set_read(db, hub, user_id, id, false).await
+}
+
+/// Sets one notification's `is_read`, matching on the owner in the UPDATE itself: another user's
+/// id changes nothing and answers 404, as an unknown one does.
+async fn set_read(
+    db: &DatabaseConnection,
+    hub: &Addr<NotificationHub>,
+    user_id: i32,
+    id: i64,
+    read: bool,
+) -> Result<(), ApiError> {
     let id = i32::try_from(id).map_err(|_| ApiError::NotFound)?;
     let updated = notification::Entity::update_many()
-        .col_expr(notification::Column::IsRead, false.into())
+        .col_expr(notification::Column::IsRead, read.into())
         .filter(notification::Column::Id.eq(id))
         .filter(notification::Column::UserId.eq(user_id))
         .exec(db)
@@ -302,7 +303,8 @@ pub async fn mark_unread(
     if updated.rows_affected == 0 {
         return Err(ApiError::NotFound);
     }
-    tell(db, hub, user_id, Change::Unread, vec![id]).await
+    let change = if read { Change::Read } else { Change::Unread };
+    tell(db, hub, user_id, change, vec![id]).await
 }
 
 /// Deletes one of `user_id`'s notifications; 404 for anyone else's or unknown.
