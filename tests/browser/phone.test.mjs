@@ -189,6 +189,8 @@ for (const [name, viewport] of VIEWPORTS) {
       // A card per announcement: the column names label the values.
       const label = await page.locator('#globals-body tr').first().locator('td[data-label="Status"]').evaluate((td) => getComputedStyle(td, '::before').content);
       assert.equal(label, '"Status"');
+      await page.locator('#globals-title').scrollIntoViewIfNeeded();
+      await page.evaluate(() => window.scrollBy(0, document.getElementById('globals-title').getBoundingClientRect().top - 70));
       await docsScreenshot(page, 'admin-390');
     }
 
