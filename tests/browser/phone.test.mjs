@@ -36,9 +36,15 @@ async function widthOf(page) {
   return page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, viewport: window.innerWidth }));
 }
 
+/**
+ * The document is no wider than the viewport, and the viewport is the screen's width (a mobile
+ * browser widens its layout viewport, zooming out, to fit a too-wide page).
+ */
 async function assertNoSidewaysScroll(page, what) {
   const { scroll, viewport } = await widthOf(page);
+  const screen = page.viewportSize().width;
   assert.ok(scroll <= viewport, `${what}: the document is ${scroll} px wide in a ${viewport} px viewport`);
+  assert.ok(viewport <= screen, `${what}: the layout viewport is ${viewport} px on a ${screen} px screen`);
 }
 
 /** A user with a full first page of varied notifications, some read, one with a long title. */
