@@ -1,7 +1,7 @@
 // Herald admin page (`/admin/`): notify one user, several, a role or everyone; publish, edit,
 // deactivate, reactivate and delete announcements.
 import { apiFetch, ApiError } from '/static/herald.js';
-import { $, el } from '/static/common.js';
+import { $, el, sessionUser } from '/static/common.js';
 
 const state = { user: null, users: [], globals: [], pending: null, editing: null };
 window.heraldAdmin = state;
@@ -219,11 +219,12 @@ function renderGlobals() {
       return el(
         'tr',
         { dataset: { id: String(g.id), status: st } },
-        el('td', {}, el('strong', {}, g.title), el('div', { className: 'muted small' }, g.message)),
-        el('td', {}, el('span', { className: `level-chip level-${g.level}` }, g.level)),
-        el('td', {}, el('span', { className: `status-chip status-${st}` }, label)),
-        el('td', {}, fmt(g.created_at)),
-        el('td', { className: 'expires' }, expiryText(g)),
+        // data-label: the column's name, shown beside the value when the row is a card (phones).
+        el('td', { className: 'title-cell' }, el('strong', {}, g.title), el('div', { className: 'muted small' }, g.message)),
+        el('td', { 'data-label': 'Level' }, el('span', { className: `level-chip level-${g.level}` }, g.level)),
+        el('td', { 'data-label': 'Status' }, el('span', { className: `status-chip status-${st}` }, label)),
+        el('td', { 'data-label': 'Created' }, fmt(g.created_at)),
+        el('td', { className: 'expires', 'data-label': 'Expires' }, expiryText(g)),
         el(
           'td',
           { className: 'actions' },
@@ -436,11 +437,12 @@ async function boot() {
   });
 
   try {
-    const user = await apiFetch('/api/auth/me/');
-    await enter(user);
+    const user = await sessionUser();
+    if (user) await enter(user);
+    else show('auth');
   } catch (err) {
     show('auth');
-    if (!(err instanceof ApiError && err.status === 401)) flash(errorText(err), 'error');
+    flash(errorText(err), 'error');
   }
 }
 

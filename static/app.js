@@ -2,7 +2,7 @@
 // "Load more", mark read/unread, delete, clear read), badge, toasts, muted types, browser
 // notifications, announcements banner and connection indicator.
 import { HeraldClient, apiFetch, ApiError } from '/static/herald.js';
-import { $, el } from '/static/common.js';
+import { $, el, sessionUser } from '/static/common.js';
 
 const TYPE_LABELS = {
   job_application: 'Job application',
@@ -321,6 +321,8 @@ async function markAllRead() {
   try {
     await apiFetch('/api/notifications/mark-all-read/', { method: 'POST' });
     applyRead([...app.notifications.keys()], 0);
+    // Those of other views (type filter, Unread) too: everything is read.
+    dropToasts([...$('toasts').children].map((t) => Number(t.dataset.id)));
   } catch (err) {
     handleApiError(err, 'Could not mark all as read');
     btn.disabled = app.unread === 0;
@@ -329,6 +331,8 @@ async function markAllRead() {
 
 /** Notifications were read (here, or in another tab: the push); `unreadCount` from the server. */
 function applyRead(ids, unreadCount) {
+  // A read item needs no more announcing, wherever it was read.
+  dropToasts(ids);
   let changed = 0;
   for (const id of ids || []) {
     const n = app.notifications.get(id);
@@ -364,6 +368,7 @@ function applyUnread(ids, unreadCount) {
 
 /** Notifications were deleted. */
 function applyDeleted(ids, unreadCount) {
+  dropToasts(ids);
   let removed = 0;
   let removedUnread = 0;
   for (const id of ids || []) {
@@ -454,12 +459,19 @@ function handleApiError(err, what) {
 
 // ---------------------------------------------------------------- toasts & browser notifications
 
-function toast({ title, message, level = 'info', kind = 'notification', link = null }) {
+/** At most this many toasts at once, and never more than a third of the screen's height. */
+const MAX_TOASTS = 3;
+
+/**
+ * Shows a toast in the strip under the top bar; `id` ties it to its notification (or
+ * announcement) so it leaves when that is read, deleted or withdrawn (see dropToasts).
+ */
+function toast({ title, message, level = 'info', kind = 'notification', link = null, id = null }) {
   const box = $('toasts');
   const href = safeHref(link);
   const t = el(
     'div',
-    { className: `toast toast-${level}`, dataset: { kind, level } },
+    { className: `toast toast-${level}`, dataset: { kind, level, id: id === null ? null : String(id) } },
     el(
       'div',
       { className: 'toast-body' },
@@ -469,9 +481,10 @@ function toast({ title, message, level = 'info', kind = 'notification', link = n
     ),
     el('button', { type: 'button', className: 'toast-close', 'aria-label': 'Dismiss notification', onclick: () => t.remove() }, '×'),
   );
-  box.append(t);
-  // Keep the stack short.
-  while (box.children.length > 4) box.firstElementChild.remove();
+  box.prepend(t);
+  // Keep the stack short: newest on top, the oldest go first.
+  while (box.children.length > MAX_TOASTS) box.lastElementChild.remove();
+  while (box.children.length > 1 && box.scrollHeight > window.innerHeight / 3) box.lastElementChild.remove();
   let remaining = level === 'danger' ? 12000 : 7000;
   let timer = setTimeout(() => t.remove(), remaining);
   // Pause while hovered or focused so it can be read / reached by keyboard.
@@ -484,6 +497,14 @@ function toast({ title, message, level = 'info', kind = 'notification', link = n
   t.addEventListener('focusin', pause);
   t.addEventListener('mouseleave', resume);
   t.addEventListener('focusout', resume);
+}
+
+/** Removes the toasts of these notifications (`kind` 'notification') or announcements ('global'). */
+function dropToasts(ids, kind = 'notification') {
+  const gone = new Set((ids || []).map(String));
+  for (const t of [...$('toasts').children]) {
+    if (t.dataset.kind === kind && gone.has(t.dataset.id)) t.remove();
+  }
 }
 
 function browserNotificationsSupported() {
@@ -543,6 +564,7 @@ function dismissed() {
 function dismissAnnouncement(id) {
   const d = dismissed();
   d.add(id);
+  dropToasts([id], 'global');
   try {
     localStorage.setItem(DISMISSED_KEY, JSON.stringify([...d].slice(-200)));
   } catch {
@@ -649,7 +671,7 @@ function startLive() {
     }
     if (!known && !n.is_read) setUnread(app.unread + 1);
     if (!known) {
-      toast({ title: n.title, message: n.message, level: 'info', kind: 'notification', link: n.link });
+      toast({ title: n.title, message: n.message, level: 'info', kind: 'notification', link: n.link, id: n.id });
       browserNotify(n.title, n.message, `herald-${n.id}`, n.link);
     }
   });
@@ -664,7 +686,7 @@ function startLive() {
     for (const racing of app.globalsRacing) racing.set(g.id, g);
     renderAnnouncements();
     if (!known) {
-      toast({ title: g.title, message: g.message, level: ['info', 'warning', 'danger'].includes(g.level) ? g.level : 'info', kind: 'global' });
+      toast({ title: g.title, message: g.message, level: ['info', 'warning', 'danger'].includes(g.level) ? g.level : 'info', kind: 'global', id: g.id });
       browserNotify(g.title, g.message, `herald-global-${g.id}`, null);
     }
   });
@@ -672,6 +694,7 @@ function startLive() {
   client.addEventListener('global_notification_removed', (e) => {
     const id = e.detail.id;
     app.globals.delete(id);
+    dropToasts([id], 'global');
     for (const racing of app.globalsRacing) racing.set(id, null);
     renderAnnouncements();
   });
@@ -745,14 +768,12 @@ function signedOut(message) {
 
 async function checkSession() {
   try {
-    const user = await apiFetch('/api/auth/me/');
-    showSignedIn(user);
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 401) showSignedOut();
-    else {
-      showSignedOut();
-      flash('Herald is not reachable right now. Try again in a moment.', 'error');
-    }
+    const user = await sessionUser();
+    if (user) showSignedIn(user);
+    else showSignedOut();
+  } catch {
+    showSignedOut();
+    flash('Herald is not reachable right now. Try again in a moment.', 'error');
   }
 }
 

@@ -16,10 +16,7 @@ import {
   waitForConn,
   badgeCount,
   waitUntil,
-  REPO,
 } from './harness.mjs';
-import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
 
 const fx = useFixture();
 
@@ -149,20 +146,6 @@ test('a notification created by an admin appears live: toast, badge and list', a
   assert.equal(await page.locator('#toasts .toast', { hasText: 'For carol only' }).count(), 0);
 
   await screenshot(page, 'live-notification');
-  if (process.env.HERALD_DOCS_SCREENSHOT) {
-    // The picture for the README: a banner, a read item, fresh toasts.
-    mkdirSync(join(REPO, 'docs'), { recursive: true });
-    await page.locator('#notif-list .notif', { hasText: 'Welcome aboard' }).locator('button.mark-read').click();
-    await page.locator('#badge[data-count="2"]').waitFor();
-    await announce(fx.server, token, { title: 'Scheduled maintenance', message: 'Herald will be read-only tonight from 22:00 to 22:30 UTC.', level: 'warning' });
-    await page.locator('.announcement').first().waitFor();
-    await notify(fx.server, token, bob.id, { title: 'New message from Acme Corp', message: 'Thanks for applying! Are you free for a call on Friday?', notification_type: 'message', link: '/messages/' });
-    await page.locator('#badge[data-count="3"]').waitFor();
-    await page.evaluate(() => document.activeElement && document.activeElement.blur());
-    await page.evaluate(() => [...document.querySelectorAll('#toasts .toast')].slice(0, -2).forEach((t) => t.remove()));
-    await page.waitForTimeout(400); // let the toast slide in
-    await page.screenshot({ path: join(REPO, 'docs', 'screenshot.png') });
-  }
 });
 
 test('mark-read and mark-all-read update the badge in every tab', async () => {

@@ -2,7 +2,7 @@
 # Browser tests for Herald's static pages: headless Chromium (Debian's) via playwright-core.
 # Usage: bash tests/browser/run.sh [test files...]
 # Env: HERALD_BIN (server binary; default ${CARGO_TARGET_DIR:-<repo>/target}/debug/herald),
-#      HERALD_BUILD=1 to run `cargo build` first, HERALD_DOCS_SCREENSHOT=1 to refresh docs/screenshot.png.
+#      HERALD_BUILD=1 to run `cargo build` first, SCREENSHOTS=1 to refresh the README's pictures in docs/ (phone.test.mjs).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
