@@ -2,31 +2,50 @@
 use actix_web::{HttpResponse, mime, web};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
+use super::table::RouteTable;
 use crate::{
     auth::AdminUser,
     domain,
-    error::ApiError,
-    payloads::GlobalAdminView,
+    error::{ApiError, ErrorBody},
+    payloads::{GlobalAdminView, GlobalView},
     services::global_notifications::{self, GlobalList, NewGlobal},
     state::AppState,
 };
 
-pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/api/global-notifications/")
-            .route(web::get().to(list_live))
-            .route(web::post().to(create)),
-    )
-    .service(web::resource("/api/global-notifications/{id}/").route(web::patch().to(update)))
-    .service(web::resource("/api/admin/global-notifications/").route(web::get().to(list_all)));
+pub fn routes(table: &mut RouteTable) {
+    table
+        .api(__path_list_live, list_live)
+        .api(__path_create, create)
+        .api(__path_update, update)
+        .api(__path_list_all, list_all);
 }
 
+/// The live announcements (active, shown on the site, not expired); no login needed.
+#[utoipa::path(
+    get,
+    path = "/api/global-notifications/",
+    tag = "announcements",
+    responses((status = 200, description = "The live announcements, newest first", body = GlobalList<GlobalView>))
+)]
 async fn list_live(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let body = state.live_globals.body(&state.db).await?;
     Ok(HttpResponse::Ok().content_type(mime::APPLICATION_JSON).body(body))
 }
 
+/// Every announcement, live or not, with its flags (admins only).
+#[utoipa::path(
+    get,
+    path = "/api/admin/global-notifications/",
+    tag = "announcements",
+    security(("bearer" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "All announcements", body = GlobalList<GlobalAdminView>),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+    )
+)]
 async fn list_all(state: web::Data<AppState>, _admin: AdminUser) -> Result<HttpResponse, ApiError> {
     let all = global_notifications::all(&state.db).await?;
     let items: Vec<GlobalAdminView> = all.iter().map(GlobalAdminView::from).collect();
@@ -36,15 +55,23 @@ async fn list_all(state: web::Data<AppState>, _admin: AdminUser) -> Result<HttpR
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct CreateBody {
+    /// 1 to 255 characters.
     title: String,
+    /// 1 to 10000 characters.
     message: String,
+    /// `info`, `warning` or `danger`.
+    #[schema(example = "info")]
     level: String,
+    /// RFC 3339 (a time without an offset is UTC); `null` or absent: never expires.
     #[serde(default)]
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
+    /// `true` by default.
     #[serde(default)]
     is_active: Option<bool>,
+    /// `true` by default.
     #[serde(default)]
     show_on_site: Option<bool>,
 }
@@ -65,6 +92,22 @@ fn parse_expiry(raw: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     ))
 }
 
+/// Publishes an announcement; if live, every socket gets it (admins only).
+#[utoipa::path(
+    post,
+    path = "/api/global-notifications/",
+    tag = "announcements",
+    request_body = CreateBody,
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
+    responses(
+        (status = 201, description = "The new announcement", body = GlobalAdminView),
+        (status = 400, description = "Invalid field or JSON", body = ErrorBody),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "Not an admin, or cookie request without a matching `X-CSRFToken`", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not `application/json`", body = ErrorBody),
+    )
+)]
 async fn create(
     state: web::Data<AppState>,
     _admin: AdminUser,
@@ -83,7 +126,8 @@ async fn create(
     Ok(HttpResponse::Created().json(GlobalAdminView::from(&model)))
 }
 
-#[derive(Deserialize)]
+/// At least one of the two flags.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateBody {
     #[serde(default)]
@@ -92,6 +136,24 @@ struct UpdateBody {
     show_on_site: Option<bool>,
 }
 
+/// Sets an announcement's flags (admins only).
+#[utoipa::path(
+    patch,
+    path = "/api/global-notifications/{id}/",
+    tag = "announcements",
+    params(("id" = i64, Path, description = "The announcement's id")),
+    request_body = UpdateBody,
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
+    responses(
+        (status = 200, description = "The announcement as updated", body = GlobalAdminView),
+        (status = 400, description = "No flag given, an unknown field, or invalid JSON", body = ErrorBody),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "Not an admin, or cookie request without a matching `X-CSRFToken`", body = ErrorBody),
+        (status = 404, description = "No such announcement", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not `application/json`", body = ErrorBody),
+    )
+)]
 async fn update(
     state: web::Data<AppState>,
     _admin: AdminUser,

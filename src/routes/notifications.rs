@@ -1,16 +1,17 @@
 //! `/api/notifications/`: the caller's notifications; admins create them.
 use actix_web::{HttpResponse, mime, web};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
+use super::{auth::Success, table::RouteTable};
 use crate::{
     auth::{AdminUser, CurrentUser},
     domain,
-    error::ApiError,
+    error::{ApiError, ErrorBody},
     payloads::NotificationView,
     services::{
         group_commit::{self, NewNotification},
-        notifications,
+        notifications::{self, NotificationPage},
     },
     state::AppState,
 };
@@ -19,22 +20,37 @@ use crate::{
 const DEFAULT_PAGE: u64 = 100;
 const MAX_PAGE: u64 = 1000;
 
-pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/api/notifications/")
-            .route(web::get().to(list))
-            .route(web::post().to(create)),
-    )
-    .service(web::resource("/api/notifications/mark-all-read/").route(web::post().to(mark_all_read)))
-    .service(web::resource("/api/notifications/{id}/mark-read/").route(web::post().to(mark_read)));
+pub fn routes(table: &mut RouteTable) {
+    table
+        .api(__path_list, list)
+        .api(__path_create, create)
+        .api(__path_mark_all_read, mark_all_read)
+        .api(__path_mark_read, mark_read);
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Page {
+    /// Page size, 1 to 1000 (clamped); 100 by default.
     limit: Option<u64>,
+    /// How many of the newest to skip; 0 by default.
+    #[param(maximum = 9_223_372_036_854_775_807_u64)]
     offset: Option<u64>,
 }
 
+/// The caller's notifications, newest first, with the total and unread counts.
+#[utoipa::path(
+    get,
+    path = "/api/notifications/",
+    tag = "notifications",
+    params(Page),
+    security(("bearer" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "A page of the caller's notifications", body = NotificationPage),
+        (status = 400, description = "Invalid query string", body = ErrorBody),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+    )
+)]
 async fn list(
     state: web::Data<AppState>,
     current: CurrentUser,
@@ -53,34 +69,93 @@ async fn list(
     Ok(HttpResponse::Ok().content_type(mime::APPLICATION_JSON).body(body))
 }
 
+/// Marks one of the caller's notifications read (the caller's sockets get `notification_read`).
+#[utoipa::path(
+    post,
+    path = "/api/notifications/{id}/mark-read/",
+    tag = "notifications",
+    params(("id" = i64, Path, description = "The notification's id")),
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
+    responses(
+        (status = 200, description = "Marked read", body = Success),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "Cookie request without a matching `X-CSRFToken`", body = ErrorBody),
+        (status = 404, description = "No such notification of the caller's", body = ErrorBody),
+    )
+)]
 async fn mark_read(
     state: web::Data<AppState>,
     current: CurrentUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     notifications::mark_read(&state.db, &state.hub, current.user().id, id.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(json!({ "success": true, "message": "Notification marked as read" })))
+    Ok(HttpResponse::Ok().json(Success {
+        success: true,
+        message: "Notification marked as read",
+    }))
 }
 
+/// `{"success": true, "message": "N notifications marked as read", "count": N}`.
+#[derive(Serialize, ToSchema)]
+struct MarkedAll {
+    success: bool,
+    message: String,
+    count: u64,
+}
+
+/// Marks all the caller's notifications read.
+#[utoipa::path(
+    post,
+    path = "/api/notifications/mark-all-read/",
+    tag = "notifications",
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
+    responses(
+        (status = 200, description = "How many were marked read", body = MarkedAll),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "Cookie request without a matching `X-CSRFToken`", body = ErrorBody),
+    )
+)]
 async fn mark_all_read(state: web::Data<AppState>, current: CurrentUser) -> Result<HttpResponse, ApiError> {
     let count = notifications::mark_all_read(&state.db, &state.hub, current.user().id).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "success": true,
-        "message": format!("{count} notifications marked as read"),
-        "count": count,
-    })))
+    Ok(HttpResponse::Ok().json(MarkedAll {
+        success: true,
+        message: format!("{count} notifications marked as read"),
+        count,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct CreateBody {
+    /// The recipient.
     user_id: i64,
+    /// 1 to 255 characters.
     title: String,
+    /// 1 to 10000 characters.
     message: String,
+    /// `job_application`, `job_post`, `message`, `profile_view`, `post_like`, `connection` or `system`.
+    #[schema(example = "system")]
     notification_type: String,
+    /// Up to 500 characters.
     #[serde(default)]
     link: Option<String>,
 }
 
+/// Creates a notification for a user and pushes it to their sockets (admins only).
+#[utoipa::path(
+    post,
+    path = "/api/notifications/",
+    tag = "notifications",
+    request_body = CreateBody,
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
+    responses(
+        (status = 201, description = "The new notification", body = NotificationView),
+        (status = 400, description = "Invalid field, unknown user_id, or invalid JSON", body = ErrorBody),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "Not an admin, or cookie request without a matching `X-CSRFToken`", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not `application/json`", body = ErrorBody),
+    )
+)]
 async fn create(
     state: web::Data<AppState>,
     _admin: AdminUser,

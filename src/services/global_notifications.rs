@@ -140,7 +140,7 @@ pub async fn set_flags(
 }
 
 /// `{"count": N, "notifications": [...]}`, the announcements lists' shape.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct GlobalList<T> {
     pub count: usize,
     pub notifications: Vec<T>,

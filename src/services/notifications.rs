@@ -119,9 +119,11 @@ pub struct Listing {
 }
 
 /// `GET /api/notifications/`'s shape: the totals, then the page.
-#[derive(serde::Serialize)]
-struct NotificationPage<'a> {
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct NotificationPage<'a> {
+    /// All the user's notifications.
     count: u64,
+    /// Those not read yet.
     unread_count: u64,
     notifications: Vec<crate::payloads::NotificationView<'a>>,
 }
