@@ -56,6 +56,7 @@ async fn list_all(state: web::Data<AppState>, _admin: AdminUser) -> Result<HttpR
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(as = NewAnnouncement)]
 struct CreateBody {
     /// 1 to 255 characters.
     title: String,
@@ -128,6 +129,7 @@ async fn create(
 
 /// At least one of the two flags.
 #[derive(Deserialize, ToSchema)]
+#[schema(as = AnnouncementFlags)]
 #[serde(deny_unknown_fields)]
 struct UpdateBody {
     #[serde(default)]

@@ -125,6 +125,7 @@ async fn mark_all_read(state: web::Data<AppState>, current: CurrentUser) -> Resu
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(as = NewNotification)]
 struct CreateBody {
     /// The recipient.
     user_id: i64,

@@ -36,7 +36,7 @@ impl RouteTable {
     /// `__path_<handler>` type that attribute generates) and adds the operation to the document.
     pub fn api<P, F, Args>(&mut self, _operation: P, handler: F) -> &mut Self
     where
-        P: utoipa::Path + utoipa::__dev::SchemaReferences,
+        P: utoipa::Path + utoipa::__dev::SchemaReferences + utoipa::__dev::Tags<'static>,
         F: Handler<Args>,
         Args: FromRequest + 'static,
         F::Output: Responder + 'static,
@@ -47,7 +47,13 @@ impl RouteTable {
             let route = web::route().method(actix_method(method)).to(handler.clone());
             self.push(path.clone(), route);
         }
-        self.paths.add_path_operation(&path, methods, P::operation());
+        let mut operation = P::operation();
+        // `tag = "..."` is kept apart from the operation by the attribute.
+        let tags = P::tags();
+        if !tags.is_empty() {
+            operation.tags = Some(tags.into_iter().map(str::to_owned).collect());
+        }
+        self.paths.add_path_operation(&path, methods, operation);
         P::schemas(&mut self.schemas);
         self
     }

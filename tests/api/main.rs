@@ -36,4 +36,5 @@ mod http_conventions;
 mod live_delivery;
 mod metrics;
 mod notifications;
+mod openapi;
 mod websocket_protocol;
