@@ -26,12 +26,14 @@ pub fn routes(table: &mut RouteTable) {
 
 #[derive(Deserialize, ToSchema)]
 struct RegisterBody {
-    #[schema(example = "alice")]
+    /// 3 to 150 letters, digits, `_`, `.` or `-`.
+    #[schema(example = "alice", pattern = "^[A-Za-z0-9_.-]{3,150}$")]
     username: String,
-    #[schema(example = "alice-pass-123")]
+    /// 8 to 1024 characters.
+    #[schema(example = "alice-pass-123", min_length = 8, max_length = 1024)]
     password: String,
     /// `jobseeker` or `employer` (admins are made with `herald create-admin`).
-    #[schema(example = "jobseeker")]
+    #[schema(example = "jobseeker", pattern = "^(jobseeker|employer)$")]
     role: String,
 }
 

@@ -58,12 +58,14 @@ async fn list_all(state: web::Data<AppState>, _admin: AdminUser) -> Result<HttpR
 #[derive(Deserialize, ToSchema)]
 #[schema(as = NewAnnouncement)]
 struct CreateBody {
-    /// 1 to 255 characters.
+    /// 1 to 255 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 255, pattern = "\\S")]
     title: String,
-    /// 1 to 10000 characters.
+    /// 1 to 10000 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 10000, pattern = "\\S")]
     message: String,
     /// `info`, `warning` or `danger`.
-    #[schema(example = "info")]
+    #[schema(example = "info", pattern = "^(info|warning|danger)$")]
     level: String,
     /// RFC 3339 (a time without an offset is UTC); `null` or absent: never expires.
     #[serde(default)]

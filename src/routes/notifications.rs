@@ -129,15 +129,21 @@ async fn mark_all_read(state: web::Data<AppState>, current: CurrentUser) -> Resu
 struct CreateBody {
     /// The recipient.
     user_id: i64,
-    /// 1 to 255 characters.
+    /// 1 to 255 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 255, pattern = "\\S")]
     title: String,
-    /// 1 to 10000 characters.
+    /// 1 to 10000 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 10000, pattern = "\\S")]
     message: String,
     /// `job_application`, `job_post`, `message`, `profile_view`, `post_like`, `connection` or `system`.
-    #[schema(example = "system")]
+    #[schema(
+        example = "system",
+        pattern = "^(job_application|job_post|message|profile_view|post_like|connection|system)$"
+    )]
     notification_type: String,
     /// Up to 500 characters.
     #[serde(default)]
+    #[schema(max_length = 500)]
     link: Option<String>,
 }
 

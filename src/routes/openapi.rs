@@ -111,3 +111,35 @@ pub async fn openapi_json(doc: web::Data<OpenApiJson>) -> HttpResponse {
         .content_type(mime::APPLICATION_JSON)
         .body(doc.0.clone())
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use crate::domain;
+
+    fn schema(doc: &Value, name: &str, field: &str) -> Value {
+        doc["components"]["schemas"][name]["properties"][field].clone()
+    }
+
+    /// The limits written in the attributes are the ones the handlers enforce.
+    #[test]
+    fn documented_limits_match_the_domain() {
+        let doc = serde_json::to_value(super::document(&crate::routes::table())).expect("serializes");
+        for name in ["NewNotification", "NewAnnouncement"] {
+            assert_eq!(schema(&doc, name, "title")["maxLength"], domain::TITLE_MAX_CHARS);
+            assert_eq!(schema(&doc, name, "message")["maxLength"], domain::MESSAGE_MAX_CHARS);
+        }
+        assert_eq!(
+            schema(&doc, "NewNotification", "link")["maxLength"],
+            domain::LINK_MAX_CHARS
+        );
+        let types = schema(&doc, "NewNotification", "notification_type")["pattern"].to_string();
+        assert!(entity::notification::TYPES.iter().all(|t| types.contains(t)), "{types}");
+        let levels = schema(&doc, "NewAnnouncement", "level")["pattern"].to_string();
+        assert!(
+            entity::global_notification::LEVELS.iter().all(|l| levels.contains(l)),
+            "{levels}"
+        );
+    }
+}
