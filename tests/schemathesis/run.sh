@@ -63,9 +63,10 @@ curl -fsS "$base/api/global-notifications/" -H "Authorization: Bearer $token" -H
 curl -fsS "$base/api/notifications/" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
   -d '{"user_id":1,"title":"Fuzz","message":"a notification to mark read","notification_type":"system"}' >/dev/null
 
-# Logout is left out: it would revoke the token every other operation runs with.
+# Logout is left out of the main run (it would revoke the token every other operation runs
+# with) and gets a run of its own with a login of its own. Run from the temporary directory: schemathesis and hypothesis keep their caches in the cwd.
 status=0
-timeout --signal=INT --kill-after=30 "$TIME_LIMIT_SECS" \
+(cd "$workdir" && timeout --signal=INT --kill-after=30 "$TIME_LIMIT_SECS" \
   "$VENV/bin/schemathesis" run "$base/api/openapi.json" \
   --header "Authorization: Bearer $token" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
@@ -73,7 +74,19 @@ timeout --signal=INT --kill-after=30 "$TIME_LIMIT_SECS" \
   --max-examples "$MAX_EXAMPLES" \
   --workers 2 \
   --seed 20261201 \
-  --no-color || status=$?
+  --no-color) || status=$?
+
+logout_token=$(curl -fsS "$base/api/auth/login/" -H 'Content-Type: application/json' \
+  -d "{\"username\":\"fuzzadmin\",\"password\":\"$admin_password\"}" |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')
+(cd "$workdir" && timeout --signal=INT --kill-after=30 "$TIME_LIMIT_SECS" \
+  "$VENV/bin/schemathesis" run "$base/api/openapi.json" \
+  --header "Authorization: Bearer $logout_token" \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+  --include-operation-id logout \
+  --max-examples "$MAX_EXAMPLES" \
+  --seed 20261201 \
+  --no-color) || status=$?
 
 # The server's own errors (actix's "invalid Header" lines for the NUL bytes sent on purpose are not).
 if grep -qE 'panicked| ERROR herald' "$workdir/server.log"; then
