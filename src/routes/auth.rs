@@ -63,9 +63,9 @@ async fn register(state: web::Data<AppState>, body: web::Json<RegisterBody>) -> 
 
 #[derive(Deserialize, ToSchema)]
 struct LoginBody {
-    #[schema(example = "alice")]
+    #[schema(example = "alice", min_length = 1)]
     username: String,
-    #[schema(example = "alice-pass-123")]
+    #[schema(example = "alice-pass-123", min_length = 1)]
     password: String,
 }
 
