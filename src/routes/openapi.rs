@@ -21,8 +21,8 @@ Herald's REST API. Every error is JSON `{\"error\": \"...\"}`.
 the `sessionid` cookie the same login sets. A cookie-authenticated unsafe request (POST, PUT, \
 PATCH, DELETE) must also echo the `csrftoken` cookie in the `X-CSRFToken` header, or it answers 403.
 
-**Conventions**: every path ends with `/`; a known path asked without it answers 308 to the \
-slashed one. A known path asked with a method it does not serve answers 405 \
+**Conventions**: the API's paths end with `/` (this document's and the health checks' do \
+not); a known path asked without it answers 308 to the slashed one. A known path asked with a method it does not serve answers 405 \
 `{\"error\": \"method not allowed\"}`. JSON bodies are limited in size (413) and must be sent \
 as `application/json` (415).
 
