@@ -6,7 +6,10 @@
 //!    its status (errors as `body = ErrorBody`) and `security(...)` (see `auth::config`).
 //! 2. Add it to its module's `routes` function: `table.api(__path_handler, handler);`
 //!    (one line: the method and path come from the attribute, so the route is served exactly
-//!    where the document says).
+//!    where the document says). A segment that must only match some values (`{id:\d+}`, so
+//!    that a named path beside it stays its own) goes through
+//!    `table.api_matching(__path_handler, handler, "/api/things/{id:\\d+}/")`: documented as
+//!    `{id}`, served with the regex.
 //!
 //! `tests/api/openapi.rs` fails for any route served but not documented, documented but not
 //! served, or a method answered at a path that the document does not list.

@@ -179,3 +179,18 @@ fn actix_method(method: &HttpMethod) -> Method {
         HttpMethod::Trace => Method::TRACE,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::without_regexes;
+
+    #[test]
+    fn a_constrained_pattern_is_documented_without_its_regexes() {
+        assert_eq!(
+            without_regexes("/api/notifications/{id:\\d+}/"),
+            "/api/notifications/{id}/"
+        );
+        assert_eq!(without_regexes("/a/{x}/b/{y:[a-z]+}/"), "/a/{x}/b/{y}/");
+        assert_eq!(without_regexes("/healthz"), "/healthz");
+    }
+}
