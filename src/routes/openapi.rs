@@ -31,10 +31,13 @@ authenticated by `Authorization: Bearer` on the handshake or by the session cook
 allowed `Origin`; refusals come before the upgrade as the JSON errors above (401, 403). The \
 server sends `{\"type\": \"notification\", \"notification\": {...}}` (a notification as listed \
 below), `{\"type\": \"global_notification\", \"notification\": {...}}` (a live announcement), \
-`{\"type\": \"notification_read\", \"notification_ids\": [...], \"unread_count\": N}` and \
+`{\"type\": \"global_notification_removed\", \"id\": N}`, \
+`{\"type\": \"notification_read\" | \"notification_unread\" | \"notification_deleted\", \
+\"notification_ids\": [...], \"unread_count\": N}` and \
 `{\"type\": \"error\", \"error\": \"...\"}`; the client may send \
-`{\"action\": \"mark_read\", \"notification_id\": N}`. Close codes: 1001 shutdown, 1008 too \
-many invalid messages or too slow, 1009 frame too large, 4001 login revoked.
+`{\"action\": \"mark_read\", \"notification_id\": N}`. Close codes (the README has them all): \
+1001 shutdown, 1007 a text frame that is not UTF-8, 1008 too many invalid messages or too slow, \
+1009 frame too large, 4001 login revoked.
 
 **Not in this document**: the pages (`/`, `/admin/`, `/static/...`), the WebSocket above, and \
 `/metrics`, which is served on its own listener.";
