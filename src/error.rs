@@ -8,7 +8,15 @@ use actix_web::{
     middleware::ErrorHandlerResponse,
     mime,
 };
-use serde_json::json;
+use serde::Serialize;
+
+/// The body of every error reply.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for a human.
+    #[schema(example = "not found")]
+    pub error: String,
+}
 
 /// Every way a request can fail.
 #[derive(Debug, thiserror::Error)]
@@ -85,9 +93,9 @@ impl ResponseError for ApiError {
         // Ends with a newline itself: WebSocket refusals are written without the App's middleware.
         response
             .content_type(mime::APPLICATION_JSON)
-            .body(crate::http_conventions::json_line(
-                &json!({ "error": self.to_string() }),
-            ))
+            .body(crate::http_conventions::json_line(&ErrorBody {
+                error: self.to_string(),
+            }))
     }
 }
 
@@ -151,7 +159,7 @@ pub fn ensure_json_body<B: MessageBody + 'static>(
             builder.append_header((name.clone(), value.clone()));
         }
     }
-    let new = builder.json(json!({ "error": message }));
+    let new = builder.json(ErrorBody { error: message });
     Ok(ErrorHandlerResponse::Response(
         ServiceResponse::new(req, new).map_into_right_body(),
     ))

@@ -26,15 +26,17 @@ fn ser_opt_time<S: Serializer>(at: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok
 }
 
 /// A personal notification as the seed shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct NotificationView<'a> {
     pub id: i32,
     pub title: &'a str,
     pub message: &'a str,
     pub notification_type: &'a str,
     pub is_read: bool,
+    /// `""` when there is none.
     pub link: &'a str,
     #[serde(serialize_with = "ser_time")]
+    #[schema(value_type = String, format = DateTime, example = "2026-01-05T10:30:00Z")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -53,15 +55,19 @@ impl<'a> From<&'a notification::Model> for NotificationView<'a> {
 }
 
 /// An announcement as the seed's REST list shows it (`expires_at` included; the push carries it too).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct GlobalView<'a> {
     pub id: i32,
     pub title: &'a str,
     pub message: &'a str,
+    /// `info`, `warning` or `danger`.
     pub level: &'a str,
     #[serde(serialize_with = "ser_time")]
+    #[schema(value_type = String, format = DateTime, example = "2026-01-05T10:30:00Z")]
     pub created_at: DateTime<Utc>,
+    /// `null`: never expires.
     #[serde(serialize_with = "ser_opt_time")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<DateTime<Utc>>,
 }
 
@@ -79,7 +85,7 @@ impl<'a> From<&'a global_notification::Model> for GlobalView<'a> {
 }
 
 /// An announcement with every field, for admins.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct GlobalAdminView<'a> {
     #[serde(flatten)]
     pub base: GlobalView<'a>,

@@ -40,10 +40,12 @@ const EXISTING_CHUNK_LEN: usize = 1000;
 
 /// The account behind a request, and the one JSON shape of a user everywhere
 /// (`{"id", "username", "role"}`: register, login, me, the admin's user list).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct AuthUser {
     pub id: i32,
     pub username: String,
+    /// `admin`, `employer` or `jobseeker`.
+    #[schema(value_type = String, example = "jobseeker")]
     pub role: &'static str,
 }
 

@@ -3,17 +3,31 @@ use actix_web::{HttpResponse, web};
 use entity::user;
 use sea_orm::{EntityTrait, QueryOrder};
 use serde::Serialize;
+use utoipa::ToSchema;
 
+use super::table::RouteTable;
 use crate::{
     auth::{AdminUser, AuthUser},
-    error::ApiError,
+    error::{ApiError, ErrorBody},
     state::AppState,
 };
 
-pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/admin/users/").route(web::get().to(users)));
+pub fn routes(table: &mut RouteTable) {
+    table.api(__path_users, users);
 }
 
+/// Every account, by id (admins only).
+#[utoipa::path(
+    get,
+    path = "/api/admin/users/",
+    tag = "admin",
+    security(("bearer" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "All accounts", body = UserList),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+    )
+)]
 async fn users(state: web::Data<AppState>, _admin: AdminUser) -> Result<HttpResponse, ApiError> {
     let users = user::Entity::find()
         .order_by_asc(user::Column::Id)
@@ -26,7 +40,7 @@ async fn users(state: web::Data<AppState>, _admin: AdminUser) -> Result<HttpResp
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct UserList {
     count: usize,
     users: Vec<AuthUser>,

@@ -6,12 +6,13 @@ use actix_web::{
     web,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use utoipa::ToSchema;
 
+use super::table::RouteTable;
 use crate::{
     auth::{AuthUser, CurrentUser, csrf},
     domain::{Password, Role, Username},
-    error::ApiError,
+    error::{ApiError, ErrorBody},
     hub::messages::RevokeCredential,
     limits::{ClientAddr, keyed::Decision, login::name_key, too_many},
     state::AppState,
@@ -20,20 +21,44 @@ use crate::{
 /// Replies carrying a token or the account must not be stored by browsers or proxies.
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 
-pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/auth/register/").route(web::post().to(register)))
-        .service(web::resource("/api/auth/login/").route(web::post().to(login)))
-        .service(web::resource("/api/auth/logout/").route(web::post().to(logout)))
-        .service(web::resource("/api/auth/me/").route(web::get().to(me)));
+pub fn routes(table: &mut RouteTable) {
+    table
+        .api(__path_register, register)
+        .api(__path_login, login)
+        .api(__path_logout, logout)
+        .api(__path_me, me);
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct RegisterBody {
+    /// 3 to 150 letters, digits, `_`, `.` or `-`.
+    #[schema(example = "alice", pattern = "^[A-Za-z0-9_.-]{3,150}$")]
     username: String,
+    /// 8 to 1024 characters.
+    #[schema(example = "alice-pass-123", min_length = 8, max_length = 1024)]
     password: String,
+    /// `jobseeker` or `employer` (admins are made with `herald create-admin`).
+    #[schema(example = "jobseeker", pattern = "^(jobseeker|employer)$")]
     role: String,
 }
 
+/// Creates an account.
+#[utoipa::path(
+    post,
+    path = "/api/auth/register/",
+    tag = "auth",
+    request_body = RegisterBody,
+    responses(
+        (status = 201, description = "The new account", body = AuthUser),
+        (status = 400, description = "Invalid username, password, role or JSON", body = ErrorBody),
+        (status = 409, description = "The username is taken", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within the request timeout", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not `application/json`", body = ErrorBody),
+        (status = 429, description = "Too many registrations from this address",
+            headers(("Retry-After" = u64, description = "Seconds to wait")), body = ErrorBody),
+    )
+)]
 async fn register(
     state: web::Data<AppState>,
     client: ClientAddr,
@@ -54,14 +79,33 @@ async fn register(
     Ok(HttpResponse::Created().json(AuthUser::from(&user)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct LoginBody {
+    #[schema(example = "alice", min_length = 1)]
     username: String,
+    #[schema(example = "alice-pass-123", min_length = 1)]
     password: String,
 }
 
 const LOGIN_LOCKED: &str = "too many failed logins; try again later";
 
+/// Logs in: returns a Bearer token and sets the `sessionid` and `csrftoken` cookies.
+#[utoipa::path(
+    post,
+    path = "/api/auth/login/",
+    tag = "auth",
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "Logged in", body = LoginReply),
+        (status = 400, description = "Missing username or password, or invalid JSON", body = ErrorBody),
+        (status = 401, description = "Wrong username or password", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within the request timeout", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not `application/json`", body = ErrorBody),
+        (status = 429, description = "Too many failed logins for this username or address",
+            headers(("Retry-After" = u64, description = "Seconds to wait")), body = ErrorBody),
+    )
+)]
 async fn login(
     state: web::Data<AppState>,
     client: ClientAddr,
@@ -112,12 +156,32 @@ async fn login(
         }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct LoginReply<'a> {
+    /// The Bearer token (also the `sessionid` cookie's value).
     token: &'a str,
     user: &'a AuthUser,
 }
 
+/// `{"success": true, "message": "..."}`, the seed's reply to an action.
+#[derive(Serialize, ToSchema)]
+pub struct Success<'a> {
+    pub success: bool,
+    pub message: &'a str,
+}
+
+/// Revokes the credential used (its sockets close with 4001) and clears the cookies.
+#[utoipa::path(
+    post,
+    path = "/api/auth/logout/",
+    tag = "auth",
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
+    responses(
+        (status = 200, description = "Logged out", body = Success),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "Cookie request without a matching `X-CSRFToken`", body = ErrorBody),
+    )
+)]
 async fn logout(state: web::Data<AppState>, current: CurrentUser) -> Result<HttpResponse, ApiError> {
     state.auth.revoke(&current.credential).await?;
     state.hub.do_send(RevokeCredential {
@@ -130,9 +194,23 @@ async fn logout(state: web::Data<AppState>, current: CurrentUser) -> Result<Http
         gone.make_removal();
         response.cookie(gone);
     }
-    Ok(response.json(json!({ "success": true, "message": "Logged out" })))
+    Ok(response.json(Success {
+        success: true,
+        message: "Logged out",
+    }))
 }
 
+/// The caller's account.
+#[utoipa::path(
+    get,
+    path = "/api/auth/me/",
+    tag = "auth",
+    security(("bearer" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "The caller", body = AuthUser),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+    )
+)]
 async fn me(current: CurrentUser) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((CACHE_CONTROL, NO_STORE))

@@ -1,12 +1,15 @@
 //! `POST /api/notifications/bulk/`: an admin notifies a list of users, a role, or everyone.
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::table::RouteTable;
 
 use crate::{
     auth::AdminUser,
     domain::{self, Role},
-    error::ApiError,
+    error::{ApiError, ErrorBody},
     routes::typed,
     services::{
         bulk::{self, Content, Target},
@@ -16,24 +19,47 @@ use crate::{
 };
 
 /// Registered before `/api/notifications/{id}/...`, whose `{id}` would otherwise take `bulk`.
-pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/notifications/bulk/").route(web::post().to(create)));
+pub fn routes(table: &mut RouteTable) {
+    table.api(__path_create, create);
 }
 
-#[derive(Deserialize)]
+/// The content, and exactly one target: `user_ids`, `role` or `"all": true`.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = NewBulkNotification)]
 #[serde(deny_unknown_fields)]
 struct BulkBody {
+    /// 1 to 255 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 255, pattern = "\\S")]
     title: String,
+    /// 1 to 10000 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 10000, pattern = "\\S")]
     message: String,
+    /// `job_application`, `job_post`, `message`, `profile_view`, `post_like`, `connection` or `system`.
+    #[schema(
+        example = "system",
+        pattern = "^(job_application|job_post|message|profile_view|post_like|connection|system)$"
+    )]
     notification_type: String,
+    /// Up to 500 characters.
     #[serde(default)]
+    #[schema(max_length = 500)]
     link: Option<String>,
+    /// These users (each must exist).
     #[serde(default)]
     user_ids: Option<Vec<i64>>,
+    /// Every user of this role: `jobseeker` or `employer`.
     #[serde(default)]
+    #[schema(pattern = "^(jobseeker|employer)$")]
     role: Option<String>,
+    /// `true`: every user.
     #[serde(default)]
     all: Option<bool>,
+}
+
+/// `{"created": N}`: how many notifications were created.
+#[derive(Serialize, ToSchema)]
+struct Created {
+    created: u64,
 }
 
 fn target(body: &BulkBody) -> Result<Target, ApiError> {
@@ -50,6 +76,27 @@ fn target(body: &BulkBody) -> Result<Target, ApiError> {
     }
 }
 
+/// Notifies a list of users, a role, or everyone, pushing to their sockets (admins only). With
+/// an `Idempotency-Key`, a retry gets the first answer again and creates nothing.
+#[utoipa::path(
+    post,
+    path = "/api/notifications/bulk/",
+    tag = "notifications",
+    request_body = BulkBody,
+    params(super::IdempotencyKey),
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
+    responses(
+        (status = 201, description = "How many were created (or, for a retried `Idempotency-Key`, the first answer)", body = Created),
+        (status = 400, description = "Invalid field, not exactly one target, an unknown user, malformed `Idempotency-Key`, or invalid JSON", body = ErrorBody),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "Not an admin, or cookie request without a matching `X-CSRFToken`", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within the request timeout", body = ErrorBody),
+        (status = 409, description = "The first request with this `Idempotency-Key` is still running", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "This `Idempotency-Key` was used with a different request", body = ErrorBody),
+    )
+)]
 async fn create(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -69,7 +116,7 @@ async fn create(
     let db = state.db.clone();
     idempotency::once(&db, &req, admin.0.user().id, &body, move || async move {
         let created = bulk::notify(&state.db, target, content).await?;
-        Answer::created(&json!({ "created": created }))
+        Answer::created(&Created { created })
     })
     .await
 }

@@ -2,13 +2,16 @@
 use actix_web::{HttpRequest, HttpResponse, mime, web};
 use chrono::{DateTime, Months, NaiveDateTime, Utc};
 use serde::{Deserialize, Deserializer};
-use serde_json::{Value, json};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::{auth::Success, table::RouteTable};
 
 use crate::{
     auth::AdminUser,
     domain,
-    error::ApiError,
-    payloads::GlobalAdminView,
+    error::{ApiError, ErrorBody},
+    payloads::{GlobalAdminView, GlobalView},
     routes::typed,
     services::{
         global_notifications::{self, GlobalChanges, GlobalList, NewGlobal},
@@ -17,25 +20,39 @@ use crate::{
     state::AppState,
 };
 
-pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/api/global-notifications/")
-            .route(web::get().to(list_live))
-            .route(web::post().to(create)),
-    )
-    .service(
-        web::resource("/api/global-notifications/{id}/")
-            .route(web::patch().to(update))
-            .route(web::delete().to(delete)),
-    )
-    .service(web::resource("/api/admin/global-notifications/").route(web::get().to(list_all)));
+pub fn routes(table: &mut RouteTable) {
+    table
+        .api(__path_list_live, list_live)
+        .api(__path_create, create)
+        .api(__path_update, update)
+        .api(__path_delete, delete)
+        .api(__path_list_all, list_all);
 }
 
+/// The live announcements (active, shown on the site, not expired); no login needed.
+#[utoipa::path(
+    get,
+    path = "/api/global-notifications/",
+    tag = "announcements",
+    responses((status = 200, description = "The live announcements, newest first", body = GlobalList<GlobalView>))
+)]
 async fn list_live(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let body = state.live_globals.body(&state.db).await?;
     Ok(HttpResponse::Ok().content_type(mime::APPLICATION_JSON).body(body))
 }
 
+/// Every announcement, live or not, with its flags (admins only).
+#[utoipa::path(
+    get,
+    path = "/api/admin/global-notifications/",
+    tag = "announcements",
+    security(("bearer" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "All announcements", body = GlobalList<GlobalAdminView>),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+    )
+)]
 async fn list_all(state: web::Data<AppState>, _admin: AdminUser) -> Result<HttpResponse, ApiError> {
     let all = global_notifications::all(&state.db).await?;
     let items: Vec<GlobalAdminView> = all.iter().map(GlobalAdminView::from).collect();
@@ -45,15 +62,27 @@ async fn list_all(state: web::Data<AppState>, _admin: AdminUser) -> Result<HttpR
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = NewAnnouncement)]
 struct CreateBody {
+    /// 1 to 255 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 255, pattern = "\\S")]
     title: String,
+    /// 1 to 10000 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 10000, pattern = "\\S")]
     message: String,
+    /// `info`, `warning` or `danger`.
+    #[schema(example = "info", pattern = "^(info|warning|danger)$")]
     level: String,
+    /// RFC 3339 (a time without an offset is UTC), at most 10 years ahead; `null` or absent:
+    /// never expires.
     #[serde(default)]
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
+    /// `true` by default.
     #[serde(default)]
     is_active: Option<bool>,
+    /// `true` by default.
     #[serde(default)]
     show_on_site: Option<bool>,
 }
@@ -85,6 +114,27 @@ fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
         .map(|naive| naive.and_utc())
 }
 
+/// Publishes an announcement; if live, every socket gets it (admins only). With an
+/// `Idempotency-Key`, a retry gets the first answer again and creates nothing.
+#[utoipa::path(
+    post,
+    path = "/api/global-notifications/",
+    tag = "announcements",
+    request_body = CreateBody,
+    params(super::IdempotencyKey),
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
+    responses(
+        (status = 201, description = "The new announcement (or, for a retried `Idempotency-Key`, the first answer)", body = GlobalAdminView),
+        (status = 400, description = "Invalid field, malformed `Idempotency-Key`, or invalid JSON", body = ErrorBody),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "Not an admin, or cookie request without a matching `X-CSRFToken`", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within the request timeout", body = ErrorBody),
+        (status = 409, description = "The first request with this `Idempotency-Key` is still running", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "This `Idempotency-Key` was used with a different request", body = ErrorBody),
+    )
+)]
 async fn create(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -115,16 +165,27 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
     Option::<String>::deserialize(d).map(Some)
 }
 
-#[derive(Deserialize)]
+/// The fields to change: at least one; the others keep their value.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = AnnouncementChanges, min_properties = 1)]
 #[serde(deny_unknown_fields)]
 struct UpdateBody {
+    /// 1 to 255 characters, not only spaces.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 255, pattern = "\\S")]
     title: Option<String>,
+    /// 1 to 10000 characters, not only spaces.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 10000, pattern = "\\S")]
     message: Option<String>,
+    /// `info`, `warning` or `danger`.
     #[serde(default)]
+    #[schema(pattern = "^(info|warning|danger)$")]
     level: Option<String>,
+    /// RFC 3339 (a time without an offset is UTC), at most 10 years ahead; `null` clears it
+    /// (never expires); one in the past withdraws the announcement now.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     expires_at: Option<Option<String>>,
     #[serde(default)]
     is_active: Option<bool>,
@@ -132,6 +193,25 @@ struct UpdateBody {
     show_on_site: Option<bool>,
 }
 
+/// Edits an announcement (admins only); live sockets see the change.
+#[utoipa::path(
+    patch,
+    path = "/api/global-notifications/{id}/",
+    tag = "announcements",
+    params(("id" = i64, Path, description = "The announcement's id")),
+    request_body = UpdateBody,
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
+    responses(
+        (status = 200, description = "The announcement as updated", body = GlobalAdminView),
+        (status = 400, description = "No field given, an invalid or unknown field, or invalid JSON", body = ErrorBody),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "Not an admin, or cookie request without a matching `X-CSRFToken`", body = ErrorBody),
+        (status = 404, description = "No such announcement", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within the request timeout", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not `application/json`", body = ErrorBody),
+    )
+)]
 async fn update(
     state: web::Data<AppState>,
     _admin: AdminUser,
@@ -162,9 +242,26 @@ async fn update(
     Ok(HttpResponse::Ok().json(GlobalAdminView::from(&model)))
 }
 
+/// Deletes an announcement (admins only); live sockets are told it is gone.
+#[utoipa::path(
+    delete,
+    path = "/api/global-notifications/{id}/",
+    tag = "announcements",
+    params(("id" = i64, Path, description = "The announcement's id")),
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
+    responses(
+        (status = 200, description = "Deleted", body = Success),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "Not an admin, or cookie request without a matching `X-CSRFToken`", body = ErrorBody),
+        (status = 404, description = "No such announcement", body = ErrorBody),
+    )
+)]
 async fn delete(state: web::Data<AppState>, _admin: AdminUser, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     global_notifications::delete(&state.db, id.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(json!({ "success": true, "message": "Announcement deleted" })))
+    Ok(HttpResponse::Ok().json(Success {
+        success: true,
+        message: "Announcement deleted",
+    }))
 }
 
 #[cfg(test)]

@@ -1,18 +1,21 @@
 //! `/api/notifications/`: the caller's notifications (listed, marked, deleted); admins create them.
 use actix_web::{HttpRequest, HttpResponse, mime, web};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use super::{auth::Success, table::RouteTable};
 
 use crate::{
     auth::{AdminUser, CurrentUser},
     domain,
-    error::ApiError,
+    error::{ApiError, ErrorBody},
     payloads::NotificationView,
     routes::typed,
     services::{
         group_commit::{self, NewNotification},
         idempotency::{self, Answer},
-        notifications::{self, ListFilter},
+        notifications::{self, ListFilter, NotificationPage},
     },
     state::AppState,
     type_set::TypeSet,
@@ -21,18 +24,34 @@ use crate::{
 /// The most items a client may ask for in one page (without `limit` it gets them all).
 const MAX_PAGE: u64 = 1000;
 
-pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/api/notifications/")
-            .route(web::get().to(list))
-            .route(web::post().to(create))
-            .route(web::delete().to(delete_read)),
-    )
-    .service(web::resource("/api/notifications/mark-all-read/").route(web::post().to(mark_all_read)))
-    .service(web::resource("/api/notifications/{id}/mark-read/").route(web::post().to(mark_read)))
-    .service(web::resource("/api/notifications/{id}/mark-unread/").route(web::post().to(mark_unread)))
-    // Digits only, so that named paths beside it (`mark-all-read/`, others' `bulk/`) stay theirs.
-    .service(web::resource("/api/notifications/{id:\\d+}/").route(web::delete().to(delete)));
+pub fn routes(table: &mut RouteTable) {
+    table
+        .api(__path_list, list)
+        .api(__path_create, create)
+        .api(__path_delete_read, delete_read)
+        .api(__path_mark_all_read, mark_all_read)
+        .api(__path_mark_read, mark_read)
+        .api(__path_mark_unread, mark_unread)
+        // Digits only, so that named paths beside it (`mark-all-read/`, `bulk/`) stay theirs.
+        .api_matching(__path_delete, delete, "/api/notifications/{id:\\d+}/");
+}
+
+/// The list's query, as documented; [`list_filter`] reads it (and refuses anything else).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Only the document reads the fields: the query is parsed by `list_filter`.
+struct ListQuery {
+    /// Page size, 1 to 1000; without it, every matching notification.
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u64>,
+    /// Keyset paging: only notifications with a lower id (the previous page's `next_before_id`).
+    #[param(minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
+    before_id: Option<i64>,
+    /// `true`: only unread ones.
+    unread: Option<bool>,
+    /// Only these types: repeated (`type=a&type=b`) or comma-separated (`type=a,b`).
+    #[param(style = Form, explode = true)]
+    r#type: Option<Vec<String>>,
 }
 
 /// Reads the list's query: `limit`, `before_id`, `unread`, `type` (repeated or comma-separated).
@@ -89,6 +108,20 @@ fn list_filter(params: &[(String, String)]) -> Result<ListFilter, ApiError> {
     Ok(filter)
 }
 
+/// A page of the caller's notifications, newest first, with the total and unread counts.
+/// Any other query parameter (the old `offset` too) is 400.
+#[utoipa::path(
+    get,
+    path = "/api/notifications/",
+    tag = "notifications",
+    params(ListQuery),
+    security(("bearer" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "A page of the caller's notifications", body = NotificationPage),
+        (status = 400, description = "Invalid, repeated or unknown query parameter", body = ErrorBody),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+    )
+)]
 async fn list(
     state: web::Data<AppState>,
     current: CurrentUser,
@@ -102,35 +135,118 @@ async fn list(
     Ok(HttpResponse::Ok().content_type(mime::APPLICATION_JSON).body(body))
 }
 
+/// Marks one of the caller's notifications read (the caller's sockets get `notification_read`).
+#[utoipa::path(
+    post,
+    path = "/api/notifications/{id}/mark-read/",
+    tag = "notifications",
+    params(("id" = i64, Path, description = "The notification's id")),
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
+    responses(
+        (status = 200, description = "Marked read", body = Success),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "Cookie request without a matching `X-CSRFToken`", body = ErrorBody),
+        (status = 404, description = "No such notification of the caller's", body = ErrorBody),
+    )
+)]
 async fn mark_read(
     state: web::Data<AppState>,
     current: CurrentUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     notifications::mark_read(&state.db, &state.hub, current.user().id, id.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(json!({ "success": true, "message": "Notification marked as read" })))
+    Ok(HttpResponse::Ok().json(Success {
+        success: true,
+        message: "Notification marked as read",
+    }))
 }
 
+/// Marks one of the caller's notifications unread (the caller's sockets get `notification_unread`).
+#[utoipa::path(
+    post,
+    path = "/api/notifications/{id}/mark-unread/",
+    tag = "notifications",
+    params(("id" = i64, Path, description = "The notification's id")),
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
+    responses(
+        (status = 200, description = "Marked unread", body = Success),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "Cookie request without a matching `X-CSRFToken`", body = ErrorBody),
+        (status = 404, description = "No such notification of the caller's", body = ErrorBody),
+    )
+)]
 async fn mark_unread(
     state: web::Data<AppState>,
     current: CurrentUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     notifications::mark_unread(&state.db, &state.hub, current.user().id, id.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(json!({ "success": true, "message": "Notification marked as unread" })))
+    Ok(HttpResponse::Ok().json(Success {
+        success: true,
+        message: "Notification marked as unread",
+    }))
 }
 
+/// Deletes one of the caller's notifications (the caller's sockets get `notification_deleted`).
+#[utoipa::path(
+    delete,
+    path = "/api/notifications/{id}/",
+    tag = "notifications",
+    params(("id" = i64, Path, minimum = 0, description = "The notification's id (digits only)")),
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
+    responses(
+        (status = 200, description = "Deleted", body = Success),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "Cookie request without a matching `X-CSRFToken`", body = ErrorBody),
+        (status = 404, description = "No such notification of the caller's", body = ErrorBody),
+    )
+)]
 async fn delete(
     state: web::Data<AppState>,
     current: CurrentUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     notifications::delete(&state.db, &state.hub, current.user().id, id.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(json!({ "success": true, "message": "Notification deleted" })))
+    Ok(HttpResponse::Ok().json(Success {
+        success: true,
+        message: "Notification deleted",
+    }))
 }
 
 /// `DELETE /api/notifications/?read=true`: only the read ones may go in bulk, and the client
 /// must say so; any other query is 400, so nothing is deleted by accident.
+/// The query `DELETE /api/notifications/` requires.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Only the document reads it: `delete_read` checks the query as a whole.
+struct DeleteReadQuery {
+    /// Must be `true` (and the only parameter).
+    #[param(pattern = "^true$")]
+    read: String,
+}
+
+/// `{"success": true, "message": "N notifications <done>", "count": N}`.
+#[derive(Serialize, ToSchema)]
+struct Counted {
+    success: bool,
+    message: String,
+    count: u64,
+}
+
+/// Deletes the caller's read notifications (the caller's sockets get one `notification_deleted`).
+#[utoipa::path(
+    delete,
+    path = "/api/notifications/",
+    tag = "notifications",
+    params(DeleteReadQuery),
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
+    responses(
+        (status = 200, description = "How many were deleted", body = Counted),
+        (status = 400, description = "The query is not exactly `read=true`", body = ErrorBody),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "Cookie request without a matching `X-CSRFToken`", body = ErrorBody),
+    )
+)]
 async fn delete_read(
     state: web::Data<AppState>,
     current: CurrentUser,
@@ -142,31 +258,79 @@ async fn delete_read(
         ));
     }
     let count = notifications::delete_read(&state.db, &state.hub, current.user().id).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "success": true,
-        "message": format!("{count} notifications deleted"),
-        "count": count,
-    })))
+    Ok(HttpResponse::Ok().json(Counted {
+        success: true,
+        message: format!("{count} notifications deleted"),
+        count,
+    }))
 }
 
+/// Marks all the caller's notifications read.
+#[utoipa::path(
+    post,
+    path = "/api/notifications/mark-all-read/",
+    tag = "notifications",
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
+    responses(
+        (status = 200, description = "How many were marked read", body = Counted),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "Cookie request without a matching `X-CSRFToken`", body = ErrorBody),
+    )
+)]
 async fn mark_all_read(state: web::Data<AppState>, current: CurrentUser) -> Result<HttpResponse, ApiError> {
     let count = notifications::mark_all_read(&state.db, &state.hub, current.user().id).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "success": true,
-        "message": format!("{count} notifications marked as read"),
-        "count": count,
-    })))
+    Ok(HttpResponse::Ok().json(Counted {
+        success: true,
+        message: format!("{count} notifications marked as read"),
+        count,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = NewNotification)]
 struct CreateBody {
+    /// The recipient.
     user_id: i64,
+    /// 1 to 255 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 255, pattern = "\\S")]
     title: String,
+    /// 1 to 10000 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 10000, pattern = "\\S")]
     message: String,
+    /// `job_application`, `job_post`, `message`, `profile_view`, `post_like`, `connection` or `system`.
+    #[schema(
+        example = "system",
+        pattern = "^(job_application|job_post|message|profile_view|post_like|connection|system)$"
+    )]
     notification_type: String,
+    /// Up to 500 characters: empty, a path on this site (`/` then neither `/` nor `\\`), or an
+    /// absolute `http(s)` URL with a host.
     #[serde(default)]
+    #[schema(max_length = 500)]
     link: Option<String>,
 }
+
+/// Creates a notification for a user and pushes it to their sockets (admins only). With an
+/// `Idempotency-Key`, a retry gets the first answer again and creates nothing.
+#[utoipa::path(
+    post,
+    path = "/api/notifications/",
+    tag = "notifications",
+    request_body = CreateBody,
+    params(super::IdempotencyKey),
+    security(("bearer" = []), ("session" = [], "csrf" = [])),
+    responses(
+        (status = 201, description = "The new notification (or, for a retried `Idempotency-Key`, the first answer)", body = NotificationView),
+        (status = 400, description = "Invalid field, unknown user_id, malformed `Idempotency-Key`, or invalid JSON", body = ErrorBody),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "Not an admin, or cookie request without a matching `X-CSRFToken`", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within the request timeout", body = ErrorBody),
+        (status = 409, description = "The first request with this `Idempotency-Key` is still running", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "This `Idempotency-Key` was used with a different request", body = ErrorBody),
+    )
+)]
 
 async fn create(
     state: web::Data<AppState>,

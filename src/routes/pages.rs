@@ -3,6 +3,7 @@
 use actix_web::{HttpResponse, http::header, web};
 use rust_embed::RustEmbed;
 
+use super::table::RouteTable;
 use crate::error::ApiError;
 
 /// Only our own files run, load and connect (no inline script, so injected markup cannot run
@@ -15,10 +16,14 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
 #[folder = "static/"]
 struct Assets;
 
-pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/").route(web::get().to(index)))
-        .service(web::resource("/admin/").route(web::get().to(admin)))
-        .service(web::resource("/static/{path:.*}").route(web::get().to(asset)));
+/// Pages are HTML for browsers, not part of the REST API: kept out of the OpenAPI document.
+const WHY: &str = "a browser page or asset, not REST";
+
+pub fn routes(table: &mut RouteTable) {
+    table
+        .undocumented("/", WHY, web::get().to(index))
+        .undocumented("/admin/", WHY, web::get().to(admin))
+        .undocumented("/static/{path:.*}", WHY, web::get().to(asset));
 }
 
 fn serve(path: &str) -> Result<HttpResponse, ApiError> {

@@ -180,7 +180,7 @@ pub async fn update(
 }
 
 /// `{"count": N, "notifications": [...]}`, the announcements lists' shape.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct GlobalList<T> {
     pub count: usize,
     pub notifications: Vec<T>,

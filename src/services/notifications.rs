@@ -134,11 +134,14 @@ pub struct Listing {
 
 /// `GET /api/notifications/`'s shape: the totals, then the page, and where the next page starts
 /// when `limit` cut this one.
-#[derive(serde::Serialize)]
-struct NotificationPage<'a> {
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct NotificationPage<'a> {
+    /// All the user's notifications, whatever the filters.
     count: u64,
+    /// Those not read yet.
     unread_count: u64,
     notifications: Vec<crate::payloads::NotificationView<'a>>,
+    /// Present when `limit` cut the page: the `before_id` of the next one.
     #[serde(skip_serializing_if = "Option::is_none")]
     next_before_id: Option<i32>,
 }

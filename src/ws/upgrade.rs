@@ -282,13 +282,17 @@ fn log_request(method: &Method, path: &str, status: u16, started: Instant) {
 
 /// Requests to the WebSocket path that do not ask for an upgrade reach the App: they get the
 /// handshake's own error.
-pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource(PATH).to(|req: actix_web::HttpRequest| async move {
-        match *req.method() {
-            Method::GET => Err::<actix_web::HttpResponse, _>(handshake_error(HandshakeError::NoWebsocketUpgrade)),
-            _ => Err(ApiError::MethodNotAllowed),
-        }
-    }));
+pub fn routes(table: &mut crate::routes::table::RouteTable) {
+    table.undocumented(
+        PATH,
+        "a WebSocket: OpenAPI cannot describe it (the document's description does)",
+        web::route().to(|req: actix_web::HttpRequest| async move {
+            match *req.method() {
+                Method::GET => Err::<actix_web::HttpResponse, _>(handshake_error(HandshakeError::NoWebsocketUpgrade)),
+                _ => Err(ApiError::MethodNotAllowed),
+            }
+        }),
+    );
 }
 
 #[cfg(test)]

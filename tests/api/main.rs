@@ -44,5 +44,6 @@ mod inbox;
 mod live_delivery;
 mod metrics;
 mod notifications;
+mod openapi;
 mod socket_abuse;
 mod websocket_protocol;
