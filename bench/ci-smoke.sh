@@ -2,7 +2,8 @@
 # CI: start Herald on a fresh SQLite database in a scratch directory and run
 # `herald-bench --smoke` against it: ~300 sockets over 20 users, a few seconds, non-zero exit
 # on any lost, duplicated or misdelivered message, failed connect or failed create. Then the
-# same check of the floor phase (herald-bench's own ideal server).
+# same check of the floor phase (herald-bench's own ideal server), and of the catch-up after a
+# restart (the reconnect phase, with its own server).
 #
 # Env: CARGO_TARGET_DIR (default target/); HERALD_BIN / BENCH_BIN use prebuilt binaries
 # instead of building (debug profile, like the rest of CI).
@@ -72,5 +73,24 @@ fi
 "$BENCH_BIN" --smoke --phases floor --json "$WORK/floor.json" || status=$?
 if [ "$status" != 0 ]; then
     echo "ci-smoke: herald-bench --smoke --phases floor failed ($status)" >&2
+    exit "$status"
+fi
+
+# Catch-up after a restart: herald-bench starts its own Herald on a scratch SQLite file,
+# SIGKILLs it, has a second process create 200 notifications, restarts it and fails unless all
+# 300 sockets reconnect and get each missed notification exactly once (about 10 s in debug).
+RC_PORT=""
+for p in $(seq 18100 2 18148); do
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && ! (exec 3<>"/dev/tcp/127.0.0.1/$((p + 1))") 2>/dev/null; then
+        RC_PORT="$p"; break
+    fi
+done
+[ -n "$RC_PORT" ] || { echo "ci-smoke: no free port pair in 18100-18149" >&2; exit 1; }
+HERALD_BIN="$HERALD_BIN" BENCH_BIN="$BENCH_BIN" PORT="$RC_PORT" \
+    bash bench/reconnect.sh --sockets 300 --users 20 --missed 200 --setup-timeout 60 \
+    --json "$WORK/reconnect.json" > "$WORK/reconnect.out" || status=$?
+if [ "$status" != 0 ]; then
+    echo "ci-smoke: herald-bench --phases reconnect failed ($status)" >&2
+    cat "$WORK/reconnect.out" >&2 || true
 fi
 exit "$status"

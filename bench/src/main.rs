@@ -9,6 +9,7 @@
 mod api;
 mod floor;
 mod procfs;
+mod reconnect;
 mod report;
 mod run;
 mod sockets;
@@ -88,9 +89,23 @@ pub struct Args {
     #[arg(long)]
     pub json: Option<PathBuf>,
     /// Phases to run (comma-separated subset of connect,global,peruser,rest; or floor alone:
-    /// connect and global against this tool's own ideal server, which needs no --url).
+    /// connect and global against this tool's own ideal server, which needs no --url; or
+    /// reconnect alone: restart the server under --server-bin and time the catch-up).
     #[arg(long, default_value = "connect,global,peruser,rest")]
     pub phases: String,
+    /// Reconnect phase: the herald binary this tool starts, SIGKILLs and restarts (its other
+    /// settings, database included, come from the environment).
+    #[arg(long)]
+    pub server_bin: Option<PathBuf>,
+    /// Reconnect phase: the server's log (appended; default a file in the temp directory).
+    #[arg(long)]
+    pub server_log: Option<PathBuf>,
+    /// Reconnect phase: notifications created (spread over the users) while the server is down.
+    #[arg(long, default_value_t = 2000)]
+    pub missed: usize,
+    /// Reconnect phase: loopback port of the second process that creates them meanwhile.
+    #[arg(long, default_value_t = 18999)]
+    pub creator_port: u16,
     /// Sending threads of the floor's ideal server (as many as the server under test has workers).
     #[arg(long, default_value_t = 2)]
     pub floor_threads: usize,
@@ -159,12 +174,23 @@ impl Args {
 
     fn validate(&self) -> anyhow::Result<()> {
         for p in self.phases.split(',') {
-            if !["connect", "global", "peruser", "rest", "floor"].contains(&p.trim()) {
-                bail!("unknown phase {p:?} (connect, global, peruser, rest; or floor)");
+            if !["connect", "global", "peruser", "rest", "floor", "reconnect"].contains(&p.trim()) {
+                bail!("unknown phase {p:?} (connect, global, peruser, rest; or floor, or reconnect)");
             }
         }
         if self.has_phase("floor") && self.phases.split(',').count() > 1 {
             bail!("the floor phase runs alone: it opens its own sockets to its own server");
+        }
+        if self.has_phase("reconnect") {
+            if self.phases.split(',').count() > 1 {
+                bail!("the reconnect phase runs alone: it kills and restarts its own server");
+            }
+            if self.server_bin.is_none() {
+                bail!("--phases reconnect needs --server-bin (this tool starts and kills the server)");
+            }
+            if self.missed > 1_000_000 {
+                bail!("--missed is at most 1e6");
+            }
         }
         if !(1..=64).contains(&self.floor_threads) {
             bail!("--floor-threads must be in 1..=64");
@@ -254,6 +280,15 @@ fn real_main() -> anyhow::Result<std::process::ExitCode> {
             .build()
     }
     .context("starting the tokio runtime")?;
+    if args.has_phase("reconnect") {
+        let report = runtime.block_on(reconnect::run(&args))?;
+        drop(runtime);
+        if !report.ok {
+            eprintln!("herald-bench reconnect: FAILED: {}", report.problems.join("; "));
+            return Ok(std::process::ExitCode::FAILURE);
+        }
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
     let smoke = args.smoke;
     let report = runtime.block_on(run::run(args))?;
     // Dropping the runtime drops the remaining socket tasks.
@@ -282,5 +317,8 @@ mod tests {
         assert!(validated(&["--phases", "floor", "--floor-threads", "0"]).is_err());
         assert!(validated(&["--phases", "connect,global,peruser,rest"]).is_ok());
         assert!(validated(&["--phases", "bogus"]).is_err());
+        assert!(validated(&["--phases", "reconnect", "--server-bin", "herald"]).is_ok());
+        assert!(validated(&["--phases", "reconnect"]).is_err());
+        assert!(validated(&["--phases", "reconnect,global", "--server-bin", "herald"]).is_err());
     }
 }

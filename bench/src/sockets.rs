@@ -240,6 +240,17 @@ fn classify(err: &anyhow::Error) -> String {
 }
 
 async fn open_one(target: &Target, index: usize, token: &str) -> anyhow::Result<WebSocketStream<TcpStream>> {
+    open_at(target, &target.ws_url, index, token).await
+}
+
+/// Opens one Bearer socket to `url` (the target's WebSocket URL, possibly with a query),
+/// from the source address of socket `index`.
+pub async fn open_at(
+    target: &Target,
+    url: &str,
+    index: usize,
+    token: &str,
+) -> anyhow::Result<WebSocketStream<TcpStream>> {
     let socket = match target.server {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
@@ -252,7 +263,7 @@ async fn open_one(target: &Target, index: usize, token: &str) -> anyhow::Result<
     }
     let stream = socket.connect(target.server).await?;
     stream.set_nodelay(true)?;
-    let mut request = target.ws_url.as_str().into_client_request()?;
+    let mut request = url.into_client_request()?;
     request
         .headers_mut()
         .insert("authorization", HeaderValue::from_str(&format!("Bearer {token}"))?);
