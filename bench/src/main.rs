@@ -7,6 +7,7 @@
 //! bounded in count and in time.
 
 mod api;
+mod bulk;
 mod floor;
 mod procfs;
 mod report;
@@ -88,7 +89,10 @@ pub struct Args {
     #[arg(long)]
     pub json: Option<PathBuf>,
     /// Phases to run (comma-separated subset of connect,global,peruser,rest; or floor alone:
-    /// connect and global against this tool's own ideal server, which needs no --url).
+    /// connect and global against this tool's own ideal server, which needs no --url; or bulk
+    /// alone: one POST /api/notifications/bulk/ to every account, timed, while
+    /// --rest-connections loops of other requests record their latencies (--rest-secs of them
+    /// first with nothing else running); the request and the loops are bounded by --timeout).
     #[arg(long, default_value = "connect,global,peruser,rest")]
     pub phases: String,
     /// Sending threads of the floor's ideal server (as many as the server under test has workers).
@@ -100,6 +104,9 @@ pub struct Args {
     /// CI mode: small, quick, fails on any correctness problem.
     #[arg(long)]
     pub smoke: bool,
+    /// Bulk phase: send to this role ("jobseeker" or "employer") instead of `"all": true`.
+    #[arg(long)]
+    pub bulk_role: Option<String>,
     /// Name of this run in reports.
     #[arg(long)]
     pub label: Option<String>,
@@ -159,12 +166,18 @@ impl Args {
 
     fn validate(&self) -> anyhow::Result<()> {
         for p in self.phases.split(',') {
-            if !["connect", "global", "peruser", "rest", "floor"].contains(&p.trim()) {
-                bail!("unknown phase {p:?} (connect, global, peruser, rest; or floor)");
+            if !["connect", "global", "peruser", "rest", "floor", "bulk"].contains(&p.trim()) {
+                bail!("unknown phase {p:?} (connect, global, peruser, rest; or floor, or bulk)");
             }
         }
         if self.has_phase("floor") && self.phases.split(',').count() > 1 {
             bail!("the floor phase runs alone: it opens its own sockets to its own server");
+        }
+        if self.has_phase("bulk") && self.phases.split(',').count() > 1 {
+            bail!("the bulk phase runs alone: other phases' load would blur its figures");
+        }
+        if self.bulk_role.is_some() && !self.has_phase("bulk") {
+            bail!("--bulk-role is for the bulk phase");
         }
         if !(1..=64).contains(&self.floor_threads) {
             bail!("--floor-threads must be in 1..=64");
@@ -237,7 +250,7 @@ fn real_main() -> anyhow::Result<std::process::ExitCode> {
     let nofile = raise_nofile();
     // Each socket is one fd; keep headroom for HTTP connections, the runtime and stdio.
     let headroom = 64 + args.rest_connections as u64 + args.flat_concurrency as u64 + 256;
-    if args.sockets as u64 + headroom > nofile {
+    if !args.has_phase("bulk") && args.sockets as u64 + headroom > nofile {
         bail!(
             "--sockets {} needs about {} file descriptors; RLIMIT_NOFILE is {nofile} \
              (raise `ulimit -n` or ask for fewer sockets)",
@@ -254,6 +267,16 @@ fn real_main() -> anyhow::Result<std::process::ExitCode> {
             .build()
     }
     .context("starting the tokio runtime")?;
+    if args.has_phase("bulk") {
+        let json = args.json.clone();
+        let report = runtime.block_on(bulk::run(args))?;
+        print!("{}", bulk::text(&report));
+        if let Some(path) = json {
+            std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
     let smoke = args.smoke;
     let report = runtime.block_on(run::run(args))?;
     // Dropping the runtime drops the remaining socket tasks.
@@ -282,5 +305,14 @@ mod tests {
         assert!(validated(&["--phases", "floor", "--floor-threads", "0"]).is_err());
         assert!(validated(&["--phases", "connect,global,peruser,rest"]).is_ok());
         assert!(validated(&["--phases", "bogus"]).is_err());
+    }
+
+    #[test]
+    fn the_bulk_phase_runs_alone() {
+        assert!(validated(&["--phases", "bulk"]).is_ok());
+        assert!(validated(&["--phases", "bulk", "--bulk-role", "employer"]).is_ok());
+        let err = validated(&["--phases", "bulk,rest"]).expect_err("bulk with another phase");
+        assert!(err.to_string().contains("runs alone"), "{err}");
+        assert!(validated(&["--phases", "rest", "--bulk-role", "employer"]).is_err());
     }
 }
