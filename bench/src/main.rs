@@ -7,6 +7,7 @@
 //! bounded in count and in time.
 
 mod api;
+mod bulk;
 mod floor;
 mod procfs;
 mod reconnect;
@@ -89,8 +90,11 @@ pub struct Args {
     #[arg(long)]
     pub json: Option<PathBuf>,
     /// Phases to run (comma-separated subset of connect,global,peruser,rest; or floor alone:
-    /// connect and global against this tool's own ideal server, which needs no --url; or
-    /// reconnect alone: restart the server under --server-bin and time the catch-up).
+    /// connect and global against this tool's own ideal server, which needs no --url; reconnect
+    /// alone: restart the server under --server-bin and time the catch-up; or bulk alone: one
+    /// POST /api/notifications/bulk/ to every account, timed, while --rest-connections loops of
+    /// other requests record their latencies (--rest-secs of them first with nothing else
+    /// running); the request and the loops are bounded by --timeout).
     #[arg(long, default_value = "connect,global,peruser,rest")]
     pub phases: String,
     /// Reconnect phase: the herald binary this tool starts, SIGKILLs and restarts (its other
@@ -115,6 +119,9 @@ pub struct Args {
     /// CI mode: small, quick, fails on any correctness problem.
     #[arg(long)]
     pub smoke: bool,
+    /// Bulk phase: send to this role ("jobseeker" or "employer") instead of `"all": true`.
+    #[arg(long)]
+    pub bulk_role: Option<String>,
     /// Name of this run in reports.
     #[arg(long)]
     pub label: Option<String>,
@@ -174,8 +181,8 @@ impl Args {
 
     fn validate(&self) -> anyhow::Result<()> {
         for p in self.phases.split(',') {
-            if !["connect", "global", "peruser", "rest", "floor", "reconnect"].contains(&p.trim()) {
-                bail!("unknown phase {p:?} (connect, global, peruser, rest; or floor, or reconnect)");
+            if !["connect", "global", "peruser", "rest", "floor", "reconnect", "bulk"].contains(&p.trim()) {
+                bail!("unknown phase {p:?} (connect, global, peruser, rest; or floor, reconnect or bulk, alone)");
             }
         }
         if self.has_phase("floor") && self.phases.split(',').count() > 1 {
@@ -191,6 +198,12 @@ impl Args {
             if self.missed > 1_000_000 {
                 bail!("--missed is at most 1e6");
             }
+        }
+        if self.has_phase("bulk") && self.phases.split(',').count() > 1 {
+            bail!("the bulk phase runs alone: other phases' load would blur its figures");
+        }
+        if self.bulk_role.is_some() && !self.has_phase("bulk") {
+            bail!("--bulk-role is for the bulk phase");
         }
         if !(1..=64).contains(&self.floor_threads) {
             bail!("--floor-threads must be in 1..=64");
@@ -263,7 +276,7 @@ fn real_main() -> anyhow::Result<std::process::ExitCode> {
     let nofile = raise_nofile();
     // Each socket is one fd; keep headroom for HTTP connections, the runtime and stdio.
     let headroom = 64 + args.rest_connections as u64 + args.flat_concurrency as u64 + 256;
-    if args.sockets as u64 + headroom > nofile {
+    if !args.has_phase("bulk") && args.sockets as u64 + headroom > nofile {
         bail!(
             "--sockets {} needs about {} file descriptors; RLIMIT_NOFILE is {nofile} \
              (raise `ulimit -n` or ask for fewer sockets)",
@@ -286,6 +299,16 @@ fn real_main() -> anyhow::Result<std::process::ExitCode> {
         if !report.ok {
             eprintln!("herald-bench reconnect: FAILED: {}", report.problems.join("; "));
             return Ok(std::process::ExitCode::FAILURE);
+        }
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    if args.has_phase("bulk") {
+        let json = args.json.clone();
+        let report = runtime.block_on(bulk::run(args))?;
+        print!("{}", bulk::text(&report));
+        if let Some(path) = json {
+            std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+                .with_context(|| format!("writing {}", path.display()))?;
         }
         return Ok(std::process::ExitCode::SUCCESS);
     }
@@ -320,5 +343,14 @@ mod tests {
         assert!(validated(&["--phases", "reconnect", "--server-bin", "herald"]).is_ok());
         assert!(validated(&["--phases", "reconnect"]).is_err());
         assert!(validated(&["--phases", "reconnect,global", "--server-bin", "herald"]).is_err());
+    }
+
+    #[test]
+    fn the_bulk_phase_runs_alone() {
+        assert!(validated(&["--phases", "bulk"]).is_ok());
+        assert!(validated(&["--phases", "bulk", "--bulk-role", "employer"]).is_ok());
+        let err = validated(&["--phases", "bulk,rest"]).expect_err("bulk with another phase");
+        assert!(err.to_string().contains("runs alone"), "{err}");
+        assert!(validated(&["--phases", "rest", "--bulk-role", "employer"]).is_err());
     }
 }
