@@ -1,4 +1,8 @@
-//! Validated input: a handler holding one of these types cannot have skipped validation.
+//! Validated input: a handler holding one of these types (or the closed sets' enums these
+//! functions return) cannot have skipped validation.
+use entity::{global_notification::Level, notification::NotificationType, user::Role};
+use sea_orm::ActiveEnum;
+
 use crate::error::ApiError;
 
 /// `A-Za-z0-9_.-`, 3 to 150 characters.
@@ -48,39 +52,12 @@ impl std::fmt::Debug for Password {
     }
 }
 
-/// An account's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Jobseeker,
-    Employer,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Jobseeker => "jobseeker",
-            Role::Employer => "employer",
-            Role::Admin => "admin",
-        }
-    }
-
-    /// The roles anyone may register with (admins are made by the operator).
-    pub fn parse_registrable(raw: &str) -> Result<Self, ApiError> {
-        match raw {
-            "jobseeker" => Ok(Role::Jobseeker),
-            "employer" => Ok(Role::Employer),
-            _ => Err(ApiError::BadRequest("role must be 'jobseeker' or 'employer'".into())),
-        }
-    }
-
-    /// A role as stored; unknown values are treated as the least privileged.
-    pub fn from_stored(raw: &str) -> Self {
-        match raw {
-            "admin" => Role::Admin,
-            "employer" => Role::Employer,
-            _ => Role::Jobseeker,
-        }
+/// A role anyone may register with, or send a bulk notification to (admins are made by the
+/// operator).
+pub fn registrable_role(raw: &str) -> Result<Role, ApiError> {
+    match known::<Role>(raw) {
+        Some(role @ (Role::Jobseeker | Role::Employer)) => Ok(role),
+        Some(Role::Admin) | None => Err(ApiError::BadRequest("role must be 'jobseeker' or 'employer'".into())),
     }
 }
 
@@ -106,27 +83,24 @@ pub fn optional_text(field: &str, raw: &str, max: usize) -> Result<String, ApiEr
 }
 
 /// One of the seed's notification types.
-pub fn notification_type(raw: &str) -> Result<String, ApiError> {
-    if entity::notification::TYPES.contains(&raw) {
-        Ok(raw.to_string())
-    } else {
-        Err(ApiError::BadRequest(format!(
-            "notification_type must be one of: {}",
-            entity::notification::TYPES.join(", ")
-        )))
-    }
+pub fn notification_type(raw: &str) -> Result<NotificationType, ApiError> {
+    one_of("notification_type", raw)
 }
 
 /// One of the seed's announcement levels.
-pub fn level(raw: &str) -> Result<String, ApiError> {
-    if entity::global_notification::LEVELS.contains(&raw) {
-        Ok(raw.to_string())
-    } else {
-        Err(ApiError::BadRequest(format!(
-            "level must be one of: {}",
-            entity::global_notification::LEVELS.join(", ")
-        )))
-    }
+pub fn level(raw: &str) -> Result<Level, ApiError> {
+    one_of("level", raw)
+}
+
+/// `raw` as a value of the closed set `T` (by its stored name); 400 naming `field` and every
+/// value otherwise.
+fn one_of<T: ActiveEnum<Value = String>>(field: &str, raw: &str) -> Result<T, ApiError> {
+    known(raw).ok_or_else(|| ApiError::BadRequest(format!("{field} must be one of: {}", T::values().join(", "))))
+}
+
+/// The value of the closed set `T` stored as `raw`, if there is one.
+pub fn known<T: ActiveEnum<Value = String>>(raw: &str) -> Option<T> {
+    T::try_from_value(&raw.to_owned()).ok()
 }
 
 /// A notification's link: empty, a same-site path (one `/`, then neither `/` nor `\\`, which
@@ -231,10 +205,70 @@ mod tests {
     }
 
     #[test]
-    fn only_seed_types_and_levels_pass() {
-        assert!(notification_type("job_post").is_ok());
+    fn only_seed_types_levels_and_registrable_roles_pass() {
+        assert_eq!(notification_type("job_post").ok(), Some(NotificationType::JobPost));
         assert!(notification_type("spam").is_err());
-        assert!(level("danger").is_ok());
+        assert!(
+            notification_type("System").is_err(),
+            "names are case-sensitive, as stored"
+        );
+        assert_eq!(level("danger").ok(), Some(Level::Danger));
         assert!(level("critical").is_err());
+        assert_eq!(registrable_role("employer").ok(), Some(Role::Employer));
+        assert!(registrable_role("admin").is_err(), "admins are made by the operator");
+        assert!(registrable_role("").is_err());
+    }
+
+    /// Today's 400 bodies, word for word (clients may show them).
+    #[test]
+    fn an_unknown_value_is_refused_with_the_whole_set() {
+        let message = |e: ApiError| e.to_string();
+        assert_eq!(
+            notification_type("spam").map_err(message).err().as_deref(),
+            Some(
+                "notification_type must be one of: job_application, job_post, message, profile_view, \
+                 post_like, connection, system"
+            )
+        );
+        assert_eq!(
+            level("critical").map_err(message).err().as_deref(),
+            Some("level must be one of: info, warning, danger")
+        );
+        assert_eq!(
+            registrable_role("admin").map_err(message).err().as_deref(),
+            Some("role must be 'jobseeker' or 'employer'")
+        );
+    }
+
+    /// The stored strings are the pre-enum column values, so no data migration was needed; the
+    /// database (SeaORM) and the JSON (serde) spell every variant the same way.
+    #[test]
+    fn every_variant_round_trips_its_stored_string() {
+        fn check<T>(stored: &[&str])
+        where
+            T: ActiveEnum<Value = String> + sea_orm::Iterable + serde::Serialize + serde::de::DeserializeOwned,
+            T: PartialEq + std::fmt::Debug,
+        {
+            assert_eq!(T::values(), stored, "{}", std::any::type_name::<T>());
+            for (value, name) in T::iter().zip(stored) {
+                assert_eq!(known::<T>(name).as_ref(), Some(&value));
+                assert_eq!(serde_json::to_value(&value).expect("serializes"), *name);
+                let parsed: T = serde_json::from_value(serde_json::json!(name)).expect("deserializes");
+                assert_eq!(parsed, value);
+            }
+            assert!(known::<T>("unknown").is_none());
+            assert!(serde_json::from_value::<T>(serde_json::json!("unknown")).is_err());
+        }
+        check::<NotificationType>(&[
+            "job_application",
+            "job_post",
+            "message",
+            "profile_view",
+            "post_like",
+            "connection",
+            "system",
+        ]);
+        check::<Level>(&["info", "warning", "danger"]);
+        check::<Role>(&["jobseeker", "employer", "admin"]);
     }
 }

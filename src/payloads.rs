@@ -1,7 +1,10 @@
 //! The seed's JSON shapes, written once and shared by the REST routes and the hub.
 use bytestring::ByteString;
 use chrono::{DateTime, Utc};
-use entity::{global_notification, notification};
+use entity::{
+    global_notification::{self, Level},
+    notification::{self, NotificationType},
+};
 use serde::{Serialize, Serializer};
 
 use crate::hub::messages::PushKey;
@@ -31,7 +34,8 @@ pub struct NotificationView<'a> {
     pub id: i32,
     pub title: &'a str,
     pub message: &'a str,
-    pub notification_type: &'a str,
+    #[schema(value_type = String)]
+    pub notification_type: NotificationType,
     pub is_read: bool,
     /// `""` when there is none.
     pub link: &'a str,
@@ -46,7 +50,7 @@ impl<'a> From<&'a notification::Model> for NotificationView<'a> {
             id: n.id,
             title: &n.title,
             message: &n.message,
-            notification_type: &n.notification_type,
+            notification_type: n.notification_type,
             is_read: n.is_read,
             link: &n.link,
             created_at: n.created_at,
@@ -61,7 +65,8 @@ pub struct GlobalView<'a> {
     pub title: &'a str,
     pub message: &'a str,
     /// `info`, `warning` or `danger`.
-    pub level: &'a str,
+    #[schema(value_type = String)]
+    pub level: Level,
     #[serde(serialize_with = "ser_time")]
     #[schema(value_type = String, format = DateTime, example = "2026-01-05T10:30:00Z")]
     pub created_at: DateTime<Utc>,
@@ -77,7 +82,7 @@ impl<'a> From<&'a global_notification::Model> for GlobalView<'a> {
             id: g.id,
             title: &g.title,
             message: &g.message,
-            level: &g.level,
+            level: g.level,
             created_at: g.created_at,
             expires_at: g.expires_at,
         }
@@ -259,7 +264,7 @@ mod tests {
             user_id: 7,
             title: "New Job Application".into(),
             message: "Someone applied".into(),
-            notification_type: "job_application".into(),
+            notification_type: NotificationType::JobApplication,
             is_read: false,
             link: "/employers/applicants/".into(),
             created_at: at,
@@ -277,7 +282,7 @@ mod tests {
             id: 45,
             title: "Maintenance, tonight".into(),
             message: "m".into(),
-            level: "info".into(),
+            level: Level::Info,
             is_active: true,
             show_on_site: true,
             created_at: at,

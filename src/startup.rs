@@ -141,7 +141,7 @@ pub async fn ensure_admin(auth: &AuthService, username: &str, password: &str) ->
 async fn has_admin(db: &DatabaseConnection) -> Result<bool, sea_orm::DbErr> {
     use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
     let admins = entity::user::Entity::find()
-        .filter(entity::user::Column::Role.eq(crate::domain::Role::Admin.as_str()))
+        .filter(entity::user::Column::Role.eq(entity::user::Role::Admin))
         .count(db)
         .await?;
     Ok(admins > 0)

@@ -1,7 +1,9 @@
-//! Sets of notification types (list filters, muted types): a bitmask over `notification::TYPES`.
-use entity::notification::TYPES;
+//! Sets of notification types (list filters, muted types): a bitset over `NotificationType`'s
+//! variants.
+use entity::notification::NotificationType;
+use sea_orm::{ActiveEnum, Iterable};
 
-use crate::error::ApiError;
+use crate::{domain::known, error::ApiError};
 
 /// Some of the seed's notification types; cheap to copy, hash and compare.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -10,49 +12,47 @@ pub struct TypeSet(u8);
 impl TypeSet {
     /// The set of these names; 400 naming `field` for any unknown one.
     pub fn parse<'a>(field: &str, names: impl IntoIterator<Item = &'a str>) -> Result<Self, ApiError> {
-        let mut set = Self::default();
-        for name in names {
-            let bit = Self::bit(name).ok_or_else(|| {
+        names.into_iter().try_fold(Self::default(), |set, name| {
+            let kind = known(name).ok_or_else(|| {
                 ApiError::BadRequest(format!(
                     "{field}: unknown notification type {name:?}; expected one of: {}",
-                    TYPES.join(", ")
+                    NotificationType::values().join(", ")
                 ))
             })?;
-            set.0 |= bit;
-        }
-        Ok(set)
+            Ok(set.with(kind))
+        })
     }
 
     /// The set stored as comma-separated names; unknown names (from a later version) are skipped.
     pub fn from_stored(stored: &str) -> Self {
-        Self(stored.split(',').filter_map(Self::bit).fold(0, |set, bit| set | bit))
+        stored.split(',').filter_map(known).fold(Self::default(), Self::with)
     }
 
-    fn bit(name: &str) -> Option<u8> {
-        TYPES.iter().position(|t| *t == name).map(|i| 1 << i)
+    /// The variant's bit: its place in the declaration (variants are numbered from 0).
+    fn bit(kind: NotificationType) -> u8 {
+        1 << kind as u8
     }
 
-    pub fn contains(self, name: &str) -> bool {
-        Self::bit(name).is_some_and(|bit| self.0 & bit != 0)
+    fn with(self, kind: NotificationType) -> Self {
+        Self(self.0 | Self::bit(kind))
+    }
+
+    pub fn contains(self, kind: NotificationType) -> bool {
+        self.0 & Self::bit(kind) != 0
     }
 
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
 
-    /// The names in `TYPES` order.
-    pub fn names(self) -> Vec<&'static str> {
-        TYPES
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| self.0 & (1 << i) != 0)
-            .map(|(_, t)| *t)
-            .collect()
+    /// The types in declaration order (`job_application` first, `system` last).
+    pub fn iter(self) -> impl Iterator<Item = NotificationType> {
+        NotificationType::iter().filter(move |kind| self.contains(*kind))
     }
 
     /// The set as stored and as carried between nodes: comma-separated names.
     pub fn to_stored(self) -> String {
-        self.names().join(",")
+        self.iter().map(|kind| kind.to_value()).collect::<Vec<_>>().join(",")
     }
 }
 
@@ -61,11 +61,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_type_has_a_bit_of_its_own() {
+        let kinds: Vec<NotificationType> = NotificationType::iter().collect();
+        assert!(kinds.len() <= u8::BITS as usize, "TypeSet needs a wider integer");
+        let all = kinds.iter().copied().fold(TypeSet::default(), TypeSet::with);
+        assert_eq!(all.iter().collect::<Vec<_>>(), kinds);
+        assert_eq!(all.0.count_ones() as usize, kinds.len());
+    }
+
+    #[test]
     fn sets_round_trip_and_refuse_unknown_names() {
+        use NotificationType::{JobPost, Message, System};
         let set = TypeSet::parse("type", ["system", "job_post", "job_post"]).expect("known types");
-        assert!(set.contains("system") && set.contains("job_post") && !set.contains("message"));
-        assert_eq!(set.names(), ["job_post", "system"]);
+        assert!(set.contains(System) && set.contains(JobPost) && !set.contains(Message));
+        assert_eq!(set.iter().collect::<Vec<_>>(), [JobPost, System]);
+        assert_eq!(set.to_stored(), "job_post,system");
         assert_eq!(TypeSet::from_stored(&set.to_stored()), set);
+        assert_eq!(TypeSet::from_stored("job_post,later_type,system"), set);
         assert!(TypeSet::from_stored("").is_empty());
         assert!(TypeSet::parse("type", ["spam"]).is_err());
         assert!(TypeSet::parse("type", [""]).is_err());

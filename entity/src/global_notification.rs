@@ -1,14 +1,24 @@
 //! A site-wide announcement, pushed to every socket when saved live (active, shown, unexpired),
 //! and withdrawn from every socket when an edit or a delete takes it off the site.
 use sea_orm::{ActiveValue::Set, entity::prelude::*};
+use serde::{Deserialize, Serialize};
 
 use crate::{
     broadcast::{self, CreatedNotification},
     changes,
 };
 
-/// The seed's levels; anything else is refused.
-pub const LEVELS: [&str; 3] = ["info", "warning", "danger"];
+/// How urgent an announcement is: the seed's three levels, and nothing else. Stored, and
+/// written in JSON, as its snake_case name (`info`, `warning`, `danger`): the same strings the
+/// column held before it was typed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Info,
+    Warning,
+    Danger,
+}
 
 #[sea_orm::model]
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -18,7 +28,7 @@ pub struct Model {
     pub id: i32,
     pub title: String,
     pub message: String,
-    pub level: String,
+    pub level: Level,
     pub is_active: bool,
     pub show_on_site: bool,
     pub created_at: DateTimeUtc,

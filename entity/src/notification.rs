@@ -1,21 +1,28 @@
 //! A personal notification, pushed to its user's sockets when inserted.
 use sea_orm::{ActiveValue::Set, entity::prelude::*};
+use serde::{Deserialize, Serialize};
 
 use crate::{
     broadcast::{self, CreatedNotification},
     changes,
 };
 
-/// The seed's notification types; anything else is refused.
-pub const TYPES: [&str; 7] = [
-    "job_application",
-    "job_post",
-    "message",
-    "profile_view",
-    "post_like",
-    "connection",
-    "system",
-];
+/// What a notification is about: the seed's seven types, and nothing else. Stored, and written
+/// in JSON, as its snake_case name (`job_application`, ..., `system`): the same strings the
+/// column held before it was typed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationType {
+    JobApplication,
+    JobPost,
+    Message,
+    ProfileView,
+    PostLike,
+    Connection,
+    /// The operator's own messages (the one type no user can mute).
+    System,
+}
 
 #[sea_orm::model]
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -26,7 +33,7 @@ pub struct Model {
     pub user_id: i32,
     pub title: String,
     pub message: String,
-    pub notification_type: String,
+    pub notification_type: NotificationType,
     pub is_read: bool,
     pub link: String,
     pub created_at: DateTimeUtc,

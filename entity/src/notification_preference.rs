@@ -7,7 +7,8 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub user_id: i32,
-    /// Comma-separated `notification_type`s, in `notification::TYPES` order; empty for none.
+    /// Comma-separated `notification_type`s, in `notification::NotificationType` order; empty
+    /// for none.
     pub muted_types: String,
 }
 

@@ -18,7 +18,10 @@ use std::{
 };
 
 use chrono::{DateTime, Duration, Utc};
-use entity::{auth_token, user};
+use entity::{
+    auth_token,
+    user::{self, Role},
+};
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
@@ -27,7 +30,7 @@ use sea_orm::{
 };
 
 use crate::{
-    domain::{Password, Role, Username},
+    domain::{Password, Username},
     error::ApiError,
 };
 
@@ -46,7 +49,7 @@ pub struct AuthUser {
     pub username: String,
     /// `admin`, `employer` or `jobseeker`.
     #[schema(value_type = String, example = "jobseeker")]
-    pub role: &'static str,
+    pub role: Role,
 }
 
 impl From<&user::Model> for AuthUser {
@@ -60,12 +63,12 @@ impl AuthUser {
         Self {
             id: model.id,
             username: model.username.clone(),
-            role: Role::from_stored(&model.role).as_str(),
+            role: model.role,
         }
     }
 
     pub fn is_admin(&self) -> bool {
-        self.role == Role::Admin.as_str()
+        self.role == Role::Admin
     }
 }
 
@@ -298,7 +301,7 @@ impl AuthService {
         let inserted = user::ActiveModel {
             username: Set(username.as_str().to_string()),
             password_hash: Set(hash),
-            role: Set(role.as_str().to_string()),
+            role: Set(role),
             created_at: Set(Utc::now()),
             ..Default::default()
         }
@@ -322,14 +325,14 @@ impl AuthService {
             Some(existing) => {
                 let mut active: user::ActiveModel = existing.into();
                 active.password_hash = Set(hash);
-                active.role = Set(Role::Admin.as_str().to_string());
+                active.role = Set(Role::Admin);
                 active.update(&self.db).await?
             }
             None => {
                 user::ActiveModel {
                     username: Set(username.as_str().to_string()),
                     password_hash: Set(hash),
-                    role: Set(Role::Admin.as_str().to_string()),
+                    role: Set(Role::Admin),
                     created_at: Set(Utc::now()),
                     ..Default::default()
                 }

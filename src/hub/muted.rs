@@ -1,6 +1,8 @@
 //! Each user's muted types as the hub holds them, kept right while a reload races live changes.
 use std::collections::HashMap;
 
+use entity::notification::NotificationType;
+
 use crate::type_set::TypeSet;
 
 /// The muted types of every user who mutes something.
@@ -14,8 +16,8 @@ pub struct MutedTypes {
 
 impl MutedTypes {
     /// Whether `user_id` muted notifications of type `kind`.
-    pub fn is_muted(&self, user_id: i32, kind: &str) -> bool {
-        self.by_user.get(&user_id).is_some_and(|muted| muted.contains(kind))
+    pub fn is_muted(&self, user_id: i32, kind: &NotificationType) -> bool {
+        self.by_user.get(&user_id).is_some_and(|muted| muted.contains(*kind))
     }
 
     /// Records a change (an empty set is forgotten).
@@ -52,6 +54,8 @@ impl MutedTypes {
 
 #[cfg(test)]
 mod tests {
+    use NotificationType::{JobPost, Message, PostLike};
+
     use super::*;
 
     fn set(names: &[&str]) -> TypeSet {
@@ -67,9 +71,9 @@ mod tests {
         muted.set(1, TypeSet::default());
         // The snapshot was read before both changes.
         muted.loaded(HashMap::from([(1, set(&["message"])), (3, set(&["post_like"]))]));
-        assert!(!muted.is_muted(1, "message"), "unmuted while loading");
-        assert!(muted.is_muted(2, "job_post"), "muted while loading");
-        assert!(muted.is_muted(3, "post_like"), "from the database");
-        assert!(!muted.is_muted(3, "message"));
+        assert!(!muted.is_muted(1, &Message), "unmuted while loading");
+        assert!(muted.is_muted(2, &JobPost), "muted while loading");
+        assert!(muted.is_muted(3, &PostLike), "from the database");
+        assert!(!muted.is_muted(3, &Message));
     }
 }

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::table::RouteTable;
 use crate::{
     auth::{AuthUser, CurrentUser, csrf},
-    domain::{Password, Role, Username},
+    domain::{self, Password, Username},
     error::{ApiError, ErrorBody},
     hub::messages::RevokeCredential,
     limits::{ClientAddr, keyed::Decision, login::name_key, too_many},
@@ -74,7 +74,7 @@ async fn register(
     }
     let username = Username::parse(&body.username)?;
     let password = Password::parse(&body.password)?;
-    let role = Role::parse_registrable(&body.role)?;
+    let role = domain::registrable_role(&body.role)?;
     let user = state.auth.register(&username, &password, role).await?;
     Ok(HttpResponse::Created().json(AuthUser::from(&user)))
 }

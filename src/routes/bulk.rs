@@ -8,7 +8,7 @@ use super::table::RouteTable;
 
 use crate::{
     auth::AdminUser,
-    domain::{self, Role},
+    domain,
     error::{ApiError, ErrorBody},
     routes::typed,
     services::{
@@ -66,10 +66,7 @@ fn target(body: &BulkBody) -> Result<Target, ApiError> {
     let exactly_one = || ApiError::BadRequest("send exactly one target: user_ids, role or \"all\": true".into());
     match (&body.user_ids, &body.role, body.all) {
         (Some(ids), None, None) => Target::users(ids),
-        (None, Some(role), None) => match Role::parse_registrable(role) {
-            Ok(role) => Ok(Target::Role(role)),
-            Err(_) => Err(ApiError::BadRequest("role must be 'jobseeker' or 'employer'".into())),
-        },
+        (None, Some(role), None) => domain::registrable_role(role).map(Target::Role),
         (None, None, Some(true)) => Ok(Target::All),
         (None, None, Some(false)) => Err(ApiError::BadRequest("all must be true".into())),
         _ => Err(exactly_one()),

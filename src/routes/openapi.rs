@@ -117,6 +117,8 @@ pub async fn openapi_json(doc: web::Data<OpenApiJson>) -> HttpResponse {
 
 #[cfg(test)]
 mod tests {
+    use entity::{global_notification::Level, notification::NotificationType};
+    use sea_orm::ActiveEnum;
     use serde_json::Value;
 
     use crate::domain;
@@ -138,11 +140,8 @@ mod tests {
             domain::LINK_MAX_CHARS
         );
         let types = schema(&doc, "NewNotification", "notification_type")["pattern"].to_string();
-        assert!(entity::notification::TYPES.iter().all(|t| types.contains(t)), "{types}");
+        assert!(NotificationType::values().iter().all(|t| types.contains(t)), "{types}");
         let levels = schema(&doc, "NewAnnouncement", "level")["pattern"].to_string();
-        assert!(
-            entity::global_notification::LEVELS.iter().all(|l| levels.contains(l)),
-            "{levels}"
-        );
+        assert!(Level::values().iter().all(|l| levels.contains(l)), "{levels}");
     }
 }

@@ -1,5 +1,6 @@
 //! `/api/preferences/`: the caller's muted notification types.
 use actix_web::{HttpResponse, web};
+use entity::notification::NotificationType;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -19,12 +20,13 @@ pub fn routes(table: &mut RouteTable) {
 /// `{"muted_types": [...]}`: the types whose notifications are stored but not pushed live.
 #[derive(Serialize, ToSchema)]
 struct MutedTypes {
-    muted_types: Vec<&'static str>,
+    #[schema(value_type = Vec<String>)]
+    muted_types: Vec<NotificationType>,
 }
 
 fn shape(muted: TypeSet) -> HttpResponse {
     HttpResponse::Ok().json(MutedTypes {
-        muted_types: muted.names(),
+        muted_types: muted.iter().collect(),
     })
 }
 

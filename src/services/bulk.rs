@@ -6,10 +6,13 @@
 //! row once its statement has committed: one `notification` push per recipient.
 use std::collections::BTreeSet;
 
-use entity::{notification, user};
+use entity::{
+    notification::{self, NotificationType},
+    user::{self, Role},
+};
 use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use crate::{domain::Role, error::ApiError};
+use crate::error::ApiError;
 
 /// Rows per INSERT (7 bound values each: well inside SQLite's 32,766).
 pub const BATCH_ROWS: usize = 500;
@@ -34,7 +37,7 @@ pub enum Target {
 pub struct Content {
     pub title: String,
     pub message: String,
-    pub notification_type: String,
+    pub notification_type: NotificationType,
     pub link: String,
 }
 
@@ -117,7 +120,7 @@ async fn by_keyset(db: &DatabaseConnection, role: Option<Role>, content: &Conten
             .column(user::Column::Id)
             .filter(user::Column::Id.gt(after));
         if let Some(role) = role {
-            page = page.filter(user::Column::Role.eq(role.as_str()));
+            page = page.filter(user::Column::Role.eq(role));
         }
         let ids: Vec<i32> = page
             .order_by_asc(user::Column::Id)
@@ -144,7 +147,7 @@ async fn insert_batch(db: &DatabaseConnection, ids: &[i32], content: &Content) -
             user_id: Set(user_id),
             title: Set(content.title.clone()),
             message: Set(content.message.clone()),
-            notification_type: Set(content.notification_type.clone()),
+            notification_type: Set(content.notification_type),
             link: Set(content.link.clone()),
             ..Default::default()
         })

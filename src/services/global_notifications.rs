@@ -9,7 +9,7 @@ use std::{
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use entity::global_notification;
+use entity::global_notification::{self, Level};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter,
     QueryOrder,
@@ -99,7 +99,7 @@ pub async fn all(db: &DatabaseConnection) -> Result<Vec<global_notification::Mod
 pub struct NewGlobal {
     pub title: String,
     pub message: String,
-    pub level: String,
+    pub level: Level,
     pub expires_at: Option<DateTime<Utc>>,
     pub is_active: bool,
     pub show_on_site: bool,
@@ -125,7 +125,7 @@ pub async fn create(db: &DatabaseConnection, new: NewGlobal) -> Result<global_no
 pub struct GlobalChanges {
     pub title: Option<String>,
     pub message: Option<String>,
-    pub level: Option<String>,
+    pub level: Option<Level>,
     pub expires_at: Option<Option<DateTime<Utc>>>,
     pub is_active: Option<bool>,
     pub show_on_site: Option<bool>,

@@ -11,7 +11,7 @@
 //! `after_save` hook, a batch through the entity's bulk path, which publishes each row the same way.
 use std::collections::{HashMap, VecDeque};
 
-use entity::notification;
+use entity::notification::{self, NotificationType};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseConnection, DbErr, SqlErr};
 use tokio::sync::{mpsc, oneshot};
 
@@ -40,7 +40,7 @@ pub struct NewNotification {
     pub user_id: i32,
     pub title: String,
     pub message: String,
-    pub notification_type: String,
+    pub notification_type: NotificationType,
     pub link: String,
 }
 
@@ -50,7 +50,7 @@ impl NewNotification {
             user_id: model.user_id,
             title: model.title.clone(),
             message: model.message.clone(),
-            notification_type: model.notification_type.clone(),
+            notification_type: model.notification_type,
             link: model.link.clone(),
         }
     }
@@ -60,7 +60,7 @@ impl NewNotification {
             user_id: Set(self.user_id),
             title: Set(self.title.clone()),
             message: Set(self.message.clone()),
-            notification_type: Set(self.notification_type.clone()),
+            notification_type: Set(self.notification_type),
             link: Set(self.link.clone()),
             ..Default::default()
         }
@@ -173,7 +173,7 @@ mod tests {
         let user = entity::user::ActiveModel {
             username: Set("someone".into()),
             password_hash: Set("x".into()),
-            role: Set("jobseeker".into()),
+            role: Set(entity::user::Role::Jobseeker),
             created_at: Set(chrono::Utc::now()),
             ..Default::default()
         };
@@ -194,7 +194,7 @@ mod tests {
                     user_id,
                     title: title.into(),
                     message: "m".into(),
-                    notification_type: "system".into(),
+                    notification_type: NotificationType::System,
                     link: String::new(),
                 };
                 (Job { row, reply }, answer)

@@ -182,7 +182,7 @@ fn page_query(backend: DbBackend, user_id: i32, filter: ListFilter) -> Select<no
         page = page.filter(notification::Column::IsRead.eq(false));
     }
     if !filter.types.is_empty() {
-        page = page.filter(notification::Column::NotificationType.is_in(filter.types.names()));
+        page = page.filter(notification::Column::NotificationType.is_in(filter.types.iter()));
     }
     if let Some(limit) = filter.limit {
         // One more than asked tells whether a next page exists.

@@ -2,9 +2,10 @@
 use std::collections::HashMap;
 
 use actix::Addr;
-use entity::notification_preference;
+use entity::{notification::NotificationType, notification_preference};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, sea_query::OnConflict,
+    ActiveEnum, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
+    sea_query::OnConflict,
 };
 
 use crate::{
@@ -14,7 +15,7 @@ use crate::{
 };
 
 /// The type no one can mute: the operator's own messages.
-pub const UNMUTABLE_TYPE: &str = "system";
+pub const UNMUTABLE_TYPE: NotificationType = NotificationType::System;
 
 /// `user_id`'s muted types (none if never set).
 pub async fn muted(db: &DatabaseConnection, user_id: i32) -> Result<TypeSet, ApiError> {
@@ -27,7 +28,8 @@ pub fn parse_muted<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<TypeS
     let muted = TypeSet::parse("muted_types", names)?;
     if muted.contains(UNMUTABLE_TYPE) {
         return Err(ApiError::BadRequest(format!(
-            "muted_types: {UNMUTABLE_TYPE:?} notifications cannot be muted"
+            "muted_types: {:?} notifications cannot be muted",
+            UNMUTABLE_TYPE.to_value()
         )));
     }
     Ok(muted)

@@ -159,7 +159,7 @@ async fn bulk_to_more_users_than_a_batch(backend: Backend) {
         .map(|i| entity::user::ActiveModel {
             username: Set(format!("many{i}")),
             password_hash: Set("x".into()),
-            role: Set("employer".into()),
+            role: Set(entity::user::Role::Employer),
             created_at: Set(Utc::now()),
             ..Default::default()
         })
@@ -473,7 +473,7 @@ async fn insert_notification(
         user_id: Set(user_id),
         title: Set(title.into()),
         message: Set("m".into()),
-        notification_type: Set("system".into()),
+        notification_type: Set(entity::notification::NotificationType::System),
         is_read: Set(is_read),
         link: Set(String::new()),
         created_at: Set(created_at),

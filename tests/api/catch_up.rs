@@ -108,7 +108,7 @@ async fn the_replay_sends_what_was_missed_in_order_then_sync(backend: Backend) {
     global_notification::ActiveModel {
         title: Set("expired".into()),
         message: Set("m".into()),
-        level: Set("info".into()),
+        level: Set(entity::global_notification::Level::Info),
         is_active: Set(true),
         show_on_site: Set(true),
         expires_at: Set(Some(Utc::now() - chrono::Duration::minutes(1))),

@@ -143,7 +143,7 @@ async fn the_public_list_follows_every_save_and_expiry(backend: Backend) {
     global_notification::ActiveModel {
         title: Set("direct".into()),
         message: Set("m".into()),
-        level: Set("info".into()),
+        level: Set(entity::global_notification::Level::Info),
         ..Default::default()
     }
     .insert(&app.db)

@@ -33,7 +33,7 @@ pub fn notification_row(user_id: i32, title: impl Into<String>) -> entity::notif
         user_id: Set(user_id),
         title: Set(title.into()),
         message: Set("m".into()),
-        notification_type: Set("system".into()),
+        notification_type: Set(entity::notification::NotificationType::System),
         ..Default::default()
     }
 }

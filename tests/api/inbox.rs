@@ -2,9 +2,9 @@
 //! with what every socket of the user receives (and must not receive).
 use std::time::Duration;
 
-use entity::notification;
+use entity::notification::{self, NotificationType};
 use reqwest::{Method, StatusCode};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+use sea_orm::{ActiveEnum, ActiveModelTrait, ActiveValue::Set};
 use serde_json::{Value, json};
 
 use crate::helpers::{Api, Backend, TestUser, WsClient, notification_row, spawn_app_with};
@@ -32,7 +32,7 @@ async fn seed(app: &crate::helpers::TestApp, user_id: i32, count: usize, kinds: 
         let rows = chunk
             .iter()
             .map(|i| notification::ActiveModel {
-                notification_type: Set(kinds[i % kinds.len()].to_string()),
+                notification_type: Set(NotificationType::try_from_value(&kinds[i % kinds.len()].to_string()).unwrap()),
                 ..notification_row(user_id, format!("n{i}"))
             })
             .collect();
@@ -481,7 +481,7 @@ async fn a_muted_type_is_listed_but_never_reaches_a_socket(backend: Backend) {
     // Every way a notification is saved: the API, the entity hook, the bulk path.
     notify_type(&app, user.id, "message", "muted over the API").await;
     notification::ActiveModel {
-        notification_type: Set("post_like".into()),
+        notification_type: Set(NotificationType::PostLike),
         ..notification_row(user.id, "muted through the entity")
     }
     .insert(&app.db)

@@ -75,7 +75,7 @@ async fn saving_through_the_entity_pushes_without_http(backend: Backend) {
     global_notification::ActiveModel {
         title: Set("direct".into()),
         message: Set("announcement".into()),
-        level: Set("info".into()),
+        level: Set(entity::global_notification::Level::Info),
         ..Default::default()
     }
     .insert(&app.db)
@@ -130,7 +130,7 @@ async fn bulk_inserts_push_every_row(backend: Backend) {
     let mut bob_socket = app.ws(&bob).await;
     let rows = (0..3)
         .map(|i| notification::ActiveModel {
-            notification_type: Set("job_post".into()),
+            notification_type: Set(entity::notification::NotificationType::JobPost),
             ..notification_row(if i == 1 { bob.id } else { alice.id }, format!("bulk {i}"))
         })
         .collect();
@@ -229,7 +229,7 @@ async fn a_burst_of_200_arrives_complete_and_in_order(backend: Backend) {
     let mut ids = Vec::new();
     for i in 0..200 {
         let saved = notification::ActiveModel {
-            notification_type: Set("message".into()),
+            notification_type: Set(entity::notification::NotificationType::Message),
             ..notification_row(user.id, format!("burst {i}"))
         }
         .insert(&app.db)

@@ -32,6 +32,7 @@ mod catch_up;
 mod catch_up_chaos;
 mod catch_up_cluster;
 mod cli;
+mod closed_sets;
 mod cluster;
 mod errors;
 mod faults;

@@ -227,7 +227,7 @@ async fn a_client_that_stops_reading_is_dropped_and_slows_nobody() {
         (0..1000)
             .map(|i| notification::ActiveModel {
                 message: Set(big.clone()),
-                notification_type: Set("message".into()),
+                notification_type: Set(entity::notification::NotificationType::Message),
                 ..crate::helpers::notification_row(user_id, format!("n{i}"))
             })
             .collect()
