@@ -41,22 +41,35 @@ pub struct Model {
     pub user: BelongsTo<super::user::Entity>,
 }
 
+impl ActiveModel {
+    /// What a new row leaves unset: unread, no link (`""`), created at `now`. One place for
+    /// both ways in: a single save (`before_save`) and [`insert_many_and_push`], which
+    /// `before_save` does not see.
+    fn with_insert_defaults(mut self, now: DateTimeUtc) -> Self {
+        if self.created_at.is_not_set() {
+            self.created_at = Set(now);
+        }
+        if self.is_read.is_not_set() {
+            self.is_read = Set(false);
+        }
+        if self.link.is_not_set() {
+            self.link = Set(String::new());
+        }
+        self
+    }
+}
+
 #[async_trait::async_trait]
 impl ActiveModelBehavior for ActiveModel {
-    async fn before_save<C>(mut self, _db: &C, insert: bool) -> Result<Self, DbErr>
+    async fn before_save<C>(self, _db: &C, insert: bool) -> Result<Self, DbErr>
     where
         C: ConnectionTrait,
     {
-        if insert && self.created_at.is_not_set() {
-            self.created_at = Set(chrono::Utc::now());
-        }
-        if insert && self.is_read.is_not_set() {
-            self.is_read = Set(false);
-        }
-        if insert && self.link.is_not_set() {
-            self.link = Set(String::new());
-        }
-        Ok(self)
+        Ok(if insert {
+            self.with_insert_defaults(chrono::Utc::now())
+        } else {
+            self
+        })
     }
 
     /// The `post_save` signal: only a new row is pushed, as in the seed.
@@ -84,18 +97,7 @@ where
         return Ok(Vec::new());
     }
     let now = chrono::Utc::now();
-    let rows = rows.into_iter().map(|mut row| {
-        if row.created_at.is_not_set() {
-            row.created_at = Set(now);
-        }
-        if row.is_read.is_not_set() {
-            row.is_read = Set(false);
-        }
-        if row.link.is_not_set() {
-            row.link = Set(String::new());
-        }
-        row
-    });
+    let rows = rows.into_iter().map(|row| row.with_insert_defaults(now));
     let mut models = Entity::insert_many(rows).exec_with_returning(db).await?;
     // RETURNING's order is not guaranteed: a user's pushes go out in id order (clients resume
     // from the newest id they have seen).
