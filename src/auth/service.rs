@@ -1,11 +1,12 @@
 //! `AuthService`: accounts (registration, the bootstrap admin) and their credentials: login,
-//! validation through a cache, revocation.
+//! validation through a bounded cache, revocation.
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashSet,
     sync::{
-        RwLock,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        Mutex,
+        atomic::{AtomicBool, Ordering},
     },
+    time::Duration as StdDuration,
 };
 
 use chrono::{DateTime, Duration, Utc};
@@ -13,6 +14,7 @@ use entity::{
     auth_token,
     user::{self, Role},
 };
+use moka::sync::Cache;
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
@@ -26,8 +28,13 @@ use crate::{
     error::ApiError,
 };
 
-/// Entries kept at most; past it the cache starts over (entries are cheap to re-read).
-const CACHE_MAX_ENTRIES: usize = 200_000;
+/// Credentials cached at most; past it the cache evicts the least likely to be used again
+/// (an evicted one is read from the database on its next use).
+const CACHE_CAPACITY: u64 = 200_000;
+/// How long a cached credential is trusted before the database is asked again. It bounds how
+/// long this node can miss a change made elsewhere: a revocation whose message from another
+/// node was lost, a role changed by `herald create-admin`.
+const CACHE_TTL: StdDuration = StdDuration::from_secs(5 * 60);
 /// Credential ids looked up per query when re-checking sessions.
 const EXISTING_CHUNK_LEN: usize = 1000;
 
@@ -83,11 +90,13 @@ pub struct Login {
 pub struct AuthService {
     db: DatabaseConnection,
     lifetime: Duration,
-    cache: RwLock<HashMap<String, Credential>>,
-    /// Bumped (under the cache's write lock) by every revocation: a credential read from the
-    /// database is cached only if no revocation happened since the read began, so a logout
-    /// racing a lookup cannot leave the revoked credential cached.
-    revocations: AtomicU64,
+    /// Validated credentials by token hash.
+    cache: Cache<String, Credential>,
+    /// The revocation mark: bumped by every revocation, which then drops its cache entry, both
+    /// under this lock. A credential read from the database is cached (under the lock too)
+    /// only if the mark has not moved since the read began, so a logout racing a lookup cannot
+    /// leave the revoked credential cached.
+    revocations: Mutex<u64>,
     /// Off while another node's revocations could be missed (channel layer down).
     cache_enabled: AtomicBool,
     /// Password hashes allowed to run at once.
@@ -96,11 +105,15 @@ pub struct AuthService {
 
 impl AuthService {
     pub fn new(db: DatabaseConnection, lifetime_hours: u32) -> Self {
+        Self::with_cache_capacity(db, lifetime_hours, CACHE_CAPACITY)
+    }
+
+    fn with_cache_capacity(db: DatabaseConnection, lifetime_hours: u32, capacity: u64) -> Self {
         Self {
             db,
             lifetime: Duration::hours(i64::from(lifetime_hours)),
-            cache: RwLock::new(HashMap::new()),
-            revocations: AtomicU64::new(0),
+            cache: Cache::builder().max_capacity(capacity).time_to_live(CACHE_TTL).build(),
+            revocations: Mutex::new(0),
             cache_enabled: AtomicBool::new(true),
             hash_slots: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
         }
@@ -113,15 +126,14 @@ impl AuthService {
         }
         let hash = token::hash(token);
         let now = Utc::now();
-        if self.cache_enabled.load(Ordering::Acquire) {
-            let cached = self.read_cache().get(&hash).cloned();
-            if let Some(credential) = cached {
-                if credential.expires_at > now {
-                    return Ok(Some(credential));
-                }
-                self.forget(&hash);
-                return Ok(None);
+        if self.cache_enabled.load(Ordering::Acquire)
+            && let Some(credential) = self.cache.get(&hash)
+        {
+            if credential.expires_at > now {
+                return Ok(Some(credential));
             }
+            self.forget(&hash);
+            return Ok(None);
         }
         let since = self.revocation_mark();
         let Some(credential) = self.stored_credential(&hash, now).await? else {
@@ -133,7 +145,7 @@ impl AuthService {
 
     /// Where the revocations stand; pass it to [`Self::remember`] after a database read.
     fn revocation_mark(&self) -> u64 {
-        self.revocations.load(Ordering::Acquire)
+        *self.marks()
     }
 
     /// The credential stored under `hash`, if valid at `now`.
@@ -164,14 +176,11 @@ impl AuthService {
         if !self.cache_enabled.load(Ordering::Acquire) {
             return;
         }
-        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
-        if self.revocations.load(Ordering::Acquire) != since {
+        let mark = self.marks();
+        if *mark != since {
             return;
         }
-        if cache.len() >= CACHE_MAX_ENTRIES {
-            cache.clear();
-        }
-        cache.insert(credential.token_hash.clone(), credential);
+        self.cache.insert(credential.token_hash.clone(), credential);
     }
 
     /// Checks a username and password; on success stores a new credential. The name matches
@@ -249,18 +258,18 @@ impl AuthService {
 
     /// Drops a cached credential (revoked here or on another node).
     pub fn forget(&self, token_hash: &str) {
-        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
-        self.revocations.fetch_add(1, Ordering::AcqRel);
-        cache.remove(token_hash);
+        let mut mark = self.marks();
+        *mark += 1;
+        self.cache.invalidate(token_hash);
     }
 
     /// Turns the cache off (and empties it) while revocations from other nodes may be missed.
     pub fn set_cache_enabled(&self, enabled: bool) {
         self.cache_enabled.store(enabled, Ordering::Release);
-        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        let mut mark = self.marks();
         // Lookups that began while revocations could be missed must not fill the new cache.
-        self.revocations.fetch_add(1, Ordering::AcqRel);
-        cache.clear();
+        *mark += 1;
+        self.cache.invalidate_all();
     }
 
     /// The account named `username`, compared regardless of case (served by the
@@ -344,8 +353,10 @@ impl AuthService {
         Ok(actix_web::web::block(work).await?)
     }
 
-    fn read_cache(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Credential>> {
-        self.cache.read().unwrap_or_else(|e| e.into_inner())
+    /// The revocation mark, locked. A panic elsewhere cannot leave it inconsistent (it is one
+    /// number), so a poisoned lock is used as it is.
+    fn marks(&self) -> std::sync::MutexGuard<'_, u64> {
+        self.revocations.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -360,13 +371,61 @@ mod tests {
 
     use super::*;
 
-    #[actix_web::test]
-    async fn a_lookup_racing_a_logout_does_not_cache_the_revoked_credential() {
+    /// A migrated SQLite database in a temporary directory (kept while the guard lives).
+    async fn database() -> (DatabaseConnection, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = Database::connect(format!("sqlite://{}/auth.db?mode=rwc", dir.path().display()))
             .await
             .expect("database");
         Migrator::up(&db, None).await.expect("migrated");
+        (db, dir)
+    }
+
+    #[actix_web::test]
+    async fn the_cache_stays_within_its_capacity_and_a_revoked_token_is_refused_at_once() {
+        const CAPACITY: u64 = 4;
+        let (db, _dir) = database().await;
+        let auth = AuthService::with_cache_capacity(db, 1, CAPACITY);
+        let name = Username::parse("many").expect("name");
+        let password = Password::parse("password-123").expect("password");
+        auth.register(&name, &password, Role::Employer)
+            .await
+            .expect("registered");
+        let mut logins = Vec::new();
+        for _ in 0..CAPACITY * 3 {
+            logins.push(auth.login("many", "password-123").await.expect("login"));
+        }
+
+        for login in &logins {
+            let credential = auth.authenticate(&login.token).await.expect("authenticate");
+            assert_eq!(credential.map(|c| c.user.role), Some(Role::Employer));
+        }
+        // Eviction is applied by the cache's housekeeping, which this runs now.
+        auth.cache.run_pending_tasks();
+        let cached = auth.cache.entry_count();
+        assert!(
+            (1..=CAPACITY).contains(&cached),
+            "{cached} credentials cached for {} logins",
+            logins.len()
+        );
+
+        // A credential the cache holds is refused on the very next request after its revocation;
+        // the others still pass.
+        let cached = logins
+            .iter()
+            .position(|login| auth.cache.contains_key(&login.credential.token_hash))
+            .expect("some credential is cached");
+        let revoked = logins.remove(cached);
+        auth.revoke(&revoked.credential).await.expect("revoked");
+        assert!(auth.authenticate(&revoked.token).await.expect("authenticate").is_none());
+        for login in &logins {
+            assert!(auth.authenticate(&login.token).await.expect("authenticate").is_some());
+        }
+    }
+
+    #[actix_web::test]
+    async fn a_lookup_racing_a_logout_does_not_cache_the_revoked_credential() {
+        let (db, _dir) = database().await;
         let auth = AuthService::new(db, 1);
         let name = Username::parse("racer").expect("name");
         let password = Password::parse("password-123").expect("password");
@@ -393,11 +452,7 @@ mod tests {
 
     #[actix_web::test]
     async fn names_match_regardless_of_case() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let db = Database::connect(format!("sqlite://{}/auth.db?mode=rwc", dir.path().display()))
-            .await
-            .expect("database");
-        Migrator::up(&db, None).await.expect("migrated");
+        let (db, _dir) = database().await;
         let auth = AuthService::new(db, 1);
         let password = Password::parse("password-123").expect("password");
         auth.register(&Username::parse("Alice").expect("name"), &password, Role::Jobseeker)
