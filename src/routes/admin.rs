@@ -1,7 +1,5 @@
 //! `/api/admin/users/`: the accounts an admin can notify.
 use actix_web::{HttpResponse, web};
-use entity::user;
-use sea_orm::{EntityTrait, QueryOrder};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -9,6 +7,7 @@ use super::table::RouteTable;
 use crate::{
     auth::{AdminUser, AuthUser},
     error::{ApiError, ErrorBody},
+    services::users,
     state::AppState,
 };
 
@@ -29,11 +28,7 @@ pub fn routes(table: &mut RouteTable) {
     )
 )]
 async fn users(state: web::Data<AppState>, _admin: AdminUser) -> Result<HttpResponse, ApiError> {
-    let users = user::Entity::find()
-        .order_by_asc(user::Column::Id)
-        .all(&state.db)
-        .await?;
-    let users: Vec<AuthUser> = users.iter().map(AuthUser::from).collect();
+    let users: Vec<AuthUser> = users::all(&state.db).await?.iter().map(AuthUser::from).collect();
     Ok(HttpResponse::Ok().json(UserList {
         count: users.len(),
         users,

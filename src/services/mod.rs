@@ -7,3 +7,4 @@ pub mod group_commit;
 pub mod idempotency;
 pub mod notifications;
 pub mod preferences;
+pub mod users;
