@@ -8,7 +8,7 @@ use actix_web::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::table::RouteTable;
+use super::{openapi::BodyErrors, table::RouteTable};
 use crate::{
     auth::{AuthUser, CurrentUser, csrf},
     domain::{self, Password, Username},
@@ -52,9 +52,7 @@ struct RegisterBody {
         (status = 201, description = "The new account", body = AuthUser),
         (status = 400, description = "Invalid username, password, role or JSON", body = ErrorBody),
         (status = 409, description = "The username is taken", body = ErrorBody),
-        (status = 408, description = "The body did not arrive within the request timeout", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Body is not `application/json`", body = ErrorBody),
+        BodyErrors,
         (status = 429, description = "Too many registrations from this address",
             headers(("Retry-After" = u64, description = "Seconds to wait")), body = ErrorBody),
     )
@@ -99,9 +97,7 @@ const LOGIN_LOCKED: &str = "too many failed logins; try again later";
         (status = 200, description = "Logged in", body = LoginReply),
         (status = 400, description = "Missing username or password, or invalid JSON", body = ErrorBody),
         (status = 401, description = "Wrong username or password", body = ErrorBody),
-        (status = 408, description = "The body did not arrive within the request timeout", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Body is not `application/json`", body = ErrorBody),
+        BodyErrors,
         (status = 429, description = "Too many failed logins for this username or address",
             headers(("Retry-After" = u64, description = "Seconds to wait")), body = ErrorBody),
     )

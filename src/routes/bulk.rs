@@ -4,7 +4,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::table::RouteTable;
+use super::{
+    openapi::{AdminCreateErrors, BodyErrors},
+    table::RouteTable,
+};
 
 use crate::{
     auth::AdminUser,
@@ -85,13 +88,8 @@ fn target(body: &BulkBody) -> Result<Target, ApiError> {
     responses(
         (status = 201, description = "How many were created (or, for a retried `Idempotency-Key`, the first answer)", body = Created),
         (status = 400, description = "Invalid field, not exactly one target, an unknown user, malformed `Idempotency-Key`, or invalid JSON", body = ErrorBody),
-        (status = 401, description = "Not logged in", body = ErrorBody),
-        (status = 403, description = "Not an admin, or cookie request without a matching `X-CSRFToken`", body = ErrorBody),
-        (status = 408, description = "The body did not arrive within the request timeout", body = ErrorBody),
-        (status = 409, description = "The first request with this `Idempotency-Key` is still running", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Body is not `application/json`", body = ErrorBody),
-        (status = 422, description = "This `Idempotency-Key` was used with a different request", body = ErrorBody),
+        AdminCreateErrors,
+        BodyErrors,
     )
 )]
 async fn create(

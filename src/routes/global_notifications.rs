@@ -5,7 +5,11 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::{auth::Success, table::RouteTable};
+use super::{
+    auth::Success,
+    openapi::{AdminCreateErrors, BodyErrors},
+    table::RouteTable,
+};
 
 use crate::{
     auth::AdminUser,
@@ -126,13 +130,8 @@ fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
     responses(
         (status = 201, description = "The new announcement (or, for a retried `Idempotency-Key`, the first answer)", body = GlobalAdminView),
         (status = 400, description = "Invalid field, malformed `Idempotency-Key`, or invalid JSON", body = ErrorBody),
-        (status = 401, description = "Not logged in", body = ErrorBody),
-        (status = 403, description = "Not an admin, or cookie request without a matching `X-CSRFToken`", body = ErrorBody),
-        (status = 408, description = "The body did not arrive within the request timeout", body = ErrorBody),
-        (status = 409, description = "The first request with this `Idempotency-Key` is still running", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Body is not `application/json`", body = ErrorBody),
-        (status = 422, description = "This `Idempotency-Key` was used with a different request", body = ErrorBody),
+        AdminCreateErrors,
+        BodyErrors,
     )
 )]
 async fn create(
@@ -207,9 +206,7 @@ struct UpdateBody {
         (status = 401, description = "Not logged in", body = ErrorBody),
         (status = 403, description = "Not an admin, or cookie request without a matching `X-CSRFToken`", body = ErrorBody),
         (status = 404, description = "No such announcement", body = ErrorBody),
-        (status = 408, description = "The body did not arrive within the request timeout", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Body is not `application/json`", body = ErrorBody),
+        BodyErrors,
     )
 )]
 async fn update(

@@ -3,7 +3,8 @@
 //! # Adding a REST route
 //! 1. Put `#[utoipa::path(post, path = "/api/things/{id}/", ...)]` on the handler: its request
 //!    body (`request_body = T`, `T: ToSchema`), parameters (`params(...)`), every response with
-//!    its status (errors as `body = ErrorBody`) and `security(...)` (see `auth::config`).
+//!    its status (errors as `body = ErrorBody`; the sets several endpoints share, such as
+//!    `openapi::BodyErrors`, by name) and `security(...)` (the schemes `openapi.rs` defines).
 //! 2. Add it to its module's `routes` function: `table.api(__path_handler, handler);`
 //!    (one line: the method and path come from the attribute, so the route is served exactly
 //!    where the document says). A segment that must only match some values (`{id:\d+}`, so

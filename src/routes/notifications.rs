@@ -4,7 +4,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{auth::Success, table::RouteTable};
+use super::{
+    auth::Success,
+    openapi::{AdminCreateErrors, BodyErrors},
+    table::RouteTable,
+};
 
 use crate::{
     auth::{AdminUser, CurrentUser},
@@ -322,13 +326,8 @@ struct CreateBody {
     responses(
         (status = 201, description = "The new notification (or, for a retried `Idempotency-Key`, the first answer)", body = NotificationView),
         (status = 400, description = "Invalid field, unknown user_id, malformed `Idempotency-Key`, or invalid JSON", body = ErrorBody),
-        (status = 401, description = "Not logged in", body = ErrorBody),
-        (status = 403, description = "Not an admin, or cookie request without a matching `X-CSRFToken`", body = ErrorBody),
-        (status = 408, description = "The body did not arrive within the request timeout", body = ErrorBody),
-        (status = 409, description = "The first request with this `Idempotency-Key` is still running", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Body is not `application/json`", body = ErrorBody),
-        (status = 422, description = "This `Idempotency-Key` was used with a different request", body = ErrorBody),
+        AdminCreateErrors,
+        BodyErrors,
     )
 )]
 

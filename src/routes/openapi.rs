@@ -1,8 +1,9 @@
 //! `GET /api/openapi.json`: the OpenAPI 3.1 document of every REST endpoint, built from the
-//! route table (`table`) and the `#[utoipa::path]` of each handler.
+//! route table (`table`) and the `#[utoipa::path]` of each handler, and the sets of error
+//! replies those attributes share.
 use actix_web::{HttpResponse, mime, web};
 use utoipa::{
-    Modify, OpenApi,
+    IntoResponses, Modify, OpenApi,
     openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
@@ -79,6 +80,45 @@ impl Modify for SecuritySchemes {
             ))),
         );
     }
+}
+
+/// The refusals of every endpoint that reads a JSON body, made before its handler runs
+/// (`error::json_error`, `limits::request_timeout`). An attribute names the set once:
+/// `responses((status = 200, ...), BodyErrors)`.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // Only the document reads it: `ApiError` makes these replies.
+pub enum BodyErrors {
+    #[response(status = 408, description = "The body did not arrive within the request timeout")]
+    Timeout(ErrorBody),
+    #[response(status = 413, description = "Body too large")]
+    TooLarge(ErrorBody),
+    #[response(status = 415, description = "Body is not `application/json`")]
+    NotJson(ErrorBody),
+}
+
+/// The refusals every admin create shares (a notification, a bulk notification, an
+/// announcement): who may call it, and its `Idempotency-Key`. Each names its own 201 and 400,
+/// and [`BodyErrors`].
+#[derive(IntoResponses)]
+#[allow(dead_code)] // Only the document reads it: `ApiError` makes these replies.
+pub enum AdminCreateErrors {
+    #[response(status = 401, description = "Not logged in")]
+    NotLoggedIn(ErrorBody),
+    #[response(
+        status = 403,
+        description = "Not an admin, or cookie request without a matching `X-CSRFToken`"
+    )]
+    NotAdmin(ErrorBody),
+    #[response(
+        status = 409,
+        description = "The first request with this `Idempotency-Key` is still running"
+    )]
+    KeyInProgress(ErrorBody),
+    #[response(
+        status = 422,
+        description = "This `Idempotency-Key` was used with a different request"
+    )]
+    KeyReused(ErrorBody),
 }
 
 /// The document of the routes in `table`.

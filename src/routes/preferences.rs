@@ -4,7 +4,7 @@ use entity::notification::NotificationType;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::table::RouteTable;
+use super::{openapi::BodyErrors, table::RouteTable};
 use crate::{
     auth::CurrentUser,
     error::{ApiError, ErrorBody},
@@ -67,9 +67,7 @@ struct Preferences {
         (status = 400, description = "An unknown type, or invalid JSON", body = ErrorBody),
         (status = 401, description = "Not logged in", body = ErrorBody),
         (status = 403, description = "Cookie request without a matching `X-CSRFToken`", body = ErrorBody),
-        (status = 408, description = "The body did not arrive within the request timeout", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Body is not `application/json`", body = ErrorBody),
+        BodyErrors,
     )
 )]
 
