@@ -21,7 +21,8 @@ use crate::{
     state::AppState,
 };
 
-/// Registered before `/api/notifications/{id}/...`, whose `{id}` would otherwise take `bulk`.
+/// `POST /api/notifications/bulk/`. No route of `notifications` reads `bulk` as an id: the
+/// one of the same shape, `DELETE /api/notifications/{id}/`, matches digits only.
 pub fn routes(table: &mut RouteTable) {
     table.api(__path_create, create);
 }

@@ -33,7 +33,6 @@ use table::RouteTable;
 pub fn table() -> RouteTable {
     let mut table = RouteTable::default();
     auth::routes(&mut table);
-    // Before `notifications`: its `{id}` segment would match `bulk`.
     bulk::routes(&mut table);
     notifications::routes(&mut table);
     preferences::routes(&mut table);

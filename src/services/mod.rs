@@ -1,4 +1,5 @@
-//! What the REST routes and the WebSocket sessions both do: queries and state changes.
+//! The work behind the routes, the sockets and the hub, one file per capability: queries and
+//! state changes (the routes only parse and shape replies).
 pub mod announcement_expiry;
 pub mod bulk;
 pub mod catch_up;

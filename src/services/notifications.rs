@@ -1,4 +1,5 @@
-//! Personal notifications: list, create, mark read or unread, delete.
+//! Personal notifications: the list (and its cache of serialized pages), marking read or
+//! unread, deleting.
 //!
 //! Creating is `group_commit`'s: the entity pushes what it saves. Marking read or unread and
 //! deleting tell the hub so every socket of the user updates its list and badge.
