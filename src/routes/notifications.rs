@@ -8,12 +8,11 @@ use super::{auth::Success, table::RouteTable};
 
 use crate::{
     auth::{AdminUser, CurrentUser},
-    domain,
+    domain::NewNotification,
     error::{ApiError, ErrorBody},
     payloads::NotificationView,
     routes::typed,
     services::{
-        group_commit::{self, NewNotification},
         idempotency::{self, Answer},
         notifications::{self, ListFilter, NotificationPage},
     },
@@ -339,14 +338,13 @@ async fn create(
     raw: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let body: CreateBody = typed(&raw)?;
-    let new = NewNotification {
-        // An id beyond the column's range names no user either.
-        user_id: i32::try_from(body.user_id).map_err(|_| group_commit::no_such_user())?,
-        title: domain::required_text("title", &body.title, domain::TITLE_MAX_CHARS)?,
-        message: domain::required_text("message", &body.message, domain::MESSAGE_MAX_CHARS)?,
-        notification_type: domain::notification_type(&body.notification_type)?,
-        link: domain::link(body.link.as_deref().unwrap_or(""))?,
-    };
+    let new = NewNotification::parse(
+        body.user_id,
+        &body.title,
+        &body.message,
+        &body.notification_type,
+        body.link.as_deref().unwrap_or(""),
+    )?;
     let db = state.db.clone();
     idempotency::once(&db, &req, admin.0.user().id, &raw, move || async move {
         let model = state.notification_writer.create(new).await?;

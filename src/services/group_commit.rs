@@ -12,10 +12,13 @@
 use std::collections::{HashMap, VecDeque};
 
 use entity::notification;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseConnection, DbErr, SqlErr};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, DbErr, SqlErr};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::error::ApiError;
+use crate::{
+    domain::{NewNotification, no_such_user},
+    error::ApiError,
+};
 
 /// Creates written in one statement at most (SQLite allows 32,766 bound values; a row has 7).
 const MAX_BATCH: usize = 256;
@@ -30,46 +33,6 @@ pub struct NotificationWriter {
 struct Job {
     row: NewNotification,
     reply: oneshot::Sender<Result<notification::Model, ApiError>>,
-}
-
-/// A validated request to notify one user: the columns a create sets. They build the row, and
-/// recognise its saved model among the batch's (the order of a multi-row RETURNING is not
-/// guaranteed).
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct NewNotification {
-    pub user_id: i32,
-    pub title: String,
-    pub message: String,
-    pub notification_type: String,
-    pub link: String,
-}
-
-impl NewNotification {
-    fn of(model: &notification::Model) -> Self {
-        Self {
-            user_id: model.user_id,
-            title: model.title.clone(),
-            message: model.message.clone(),
-            notification_type: model.notification_type.clone(),
-            link: model.link.clone(),
-        }
-    }
-
-    fn active_model(&self) -> notification::ActiveModel {
-        notification::ActiveModel {
-            user_id: Set(self.user_id),
-            title: Set(self.title.clone()),
-            message: Set(self.message.clone()),
-            notification_type: Set(self.notification_type.clone()),
-            link: Set(self.link.clone()),
-            ..Default::default()
-        }
-    }
-}
-
-/// The answer to a create for a user that does not exist.
-pub fn no_such_user() -> ApiError {
-    ApiError::BadRequest("user_id does not name a user".into())
 }
 
 fn writer_gone() -> ApiError {
@@ -159,7 +122,7 @@ fn answer(batch: Vec<Job>, models: Vec<notification::Model>) {
 #[cfg(test)]
 mod tests {
     use migration::{Migrator, MigratorTrait};
-    use sea_orm::{EntityTrait, PaginatorTrait};
+    use sea_orm::{ActiveValue::Set, EntityTrait, PaginatorTrait};
 
     use super::*;
     use crate::{configuration::Settings, startup::connect_database};
@@ -190,13 +153,7 @@ mod tests {
             .iter()
             .map(|&(user_id, title)| {
                 let (reply, answer) = oneshot::channel();
-                let row = NewNotification {
-                    user_id,
-                    title: title.into(),
-                    message: "m".into(),
-                    notification_type: "system".into(),
-                    link: String::new(),
-                };
+                let row = NewNotification::parse(user_id.into(), title, "m", "system", "").expect("valid");
                 (Job { row, reply }, answer)
             })
             .unzip();
