@@ -153,7 +153,7 @@ async fn mark_read(
     current: CurrentUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    notifications::mark_read(&state.db, &state.hub, current.user().id, id.into_inner()).await?;
+    notifications::mark_read(&state.db, &state.outbox, current.user().id, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(Success {
         success: true,
         message: "Notification marked as read",
@@ -179,7 +179,7 @@ async fn mark_unread(
     current: CurrentUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    notifications::mark_unread(&state.db, &state.hub, current.user().id, id.into_inner()).await?;
+    notifications::mark_unread(&state.db, &state.outbox, current.user().id, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(Success {
         success: true,
         message: "Notification marked as unread",
@@ -205,7 +205,7 @@ async fn delete(
     current: CurrentUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    notifications::delete(&state.db, &state.hub, current.user().id, id.into_inner()).await?;
+    notifications::delete(&state.db, &state.outbox, current.user().id, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(Success {
         success: true,
         message: "Notification deleted",
@@ -256,7 +256,7 @@ async fn delete_read(
             "only read notifications can be deleted together: DELETE /api/notifications/?read=true".into(),
         ));
     }
-    let count = notifications::delete_read(&state.db, &state.hub, current.user().id).await?;
+    let count = notifications::delete_read(&state.db, &state.outbox, current.user().id).await?;
     Ok(HttpResponse::Ok().json(Counted {
         success: true,
         message: format!("{count} notifications deleted"),
@@ -277,7 +277,7 @@ async fn delete_read(
     )
 )]
 async fn mark_all_read(state: web::Data<AppState>, current: CurrentUser) -> Result<HttpResponse, ApiError> {
-    let count = notifications::mark_all_read(&state.db, &state.hub, current.user().id).await?;
+    let count = notifications::mark_all_read(&state.db, &state.outbox, current.user().id).await?;
     Ok(HttpResponse::Ok().json(Counted {
         success: true,
         message: format!("{count} notifications marked as read"),

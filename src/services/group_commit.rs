@@ -8,7 +8,8 @@
 //! for a batch to fill: a create that finds the writer idle is written at once, on its own.
 //!
 //! Every saved row is pushed after its statement commits: a lone create through the entity's
-//! `after_save` hook, a batch through the entity's bulk path, which publishes each row the same way.
+//! `after_save` hook, a batch through the entity's bulk path, which publishes each row the same
+//! way. The writer task runs in the server's outbox scope, so both reach its hub.
 use std::collections::{HashMap, VecDeque};
 
 use entity::notification;
@@ -18,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::{
     domain::{NewNotification, no_such_user},
     error::ApiError,
+    outbox::Outbox,
 };
 
 /// Creates written in one statement at most (SQLite allows 32,766 bound values; a row has 7).
@@ -40,10 +42,11 @@ fn writer_gone() -> ApiError {
 }
 
 impl NotificationWriter {
-    /// Starts the writer task on the current actix arbiter; it ends when the writer is dropped.
-    pub fn start(db: DatabaseConnection) -> Self {
+    /// Starts the writer task on the current actix arbiter, in `outbox`'s scope; it ends when
+    /// the writer is dropped.
+    pub fn start(db: DatabaseConnection, outbox: &Outbox) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE_LEN);
-        actix_web::rt::spawn(run(db, queue));
+        actix_web::rt::spawn(outbox.scope(run(db, queue)));
         Self { jobs }
     }
 
