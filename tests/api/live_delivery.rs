@@ -372,6 +372,50 @@ async fn sockets_on_every_worker_thread_get_every_push_once_in_order() {
     }
 }
 
+async fn two_servers_in_one_process_each_push_only_their_own_saves(backend: Backend) {
+    let one = spawn_app_with(backend, |_| {}).await;
+    let other = spawn_app_with(backend, |_| {}).await;
+    // Each on its own database: the same user id on both, so a push that reached the wrong
+    // server's hub would land on the other user's socket.
+    let (alice, bob) = (one.new_user().await, other.new_user().await);
+    assert_eq!(alice.id, bob.id);
+    let (mut on_one, mut on_other) = (one.ws(&alice).await, other.ws(&bob).await);
+
+    let created = one.notify(alice.id, "over one's API").await;
+    assert_eq!(on_one.json().await["notification"]["id"], created["id"]);
+    let saved = other
+        .saving(notification_row(bob.id, "saved in other's scope").insert(&other.db))
+        .await
+        .unwrap();
+    assert_eq!(on_other.json().await["notification"]["id"], saved.id);
+    let live = one
+        .announce(json!({ "title": "one's news", "message": "m", "level": "info" }))
+        .await;
+    assert_eq!(on_one.json().await["notification"]["id"], live["id"]);
+
+    on_one.expect_silence(QUIET).await;
+    on_other.expect_silence(QUIET).await;
+}
+
+async fn a_save_outside_any_scope_is_kept_but_not_pushed(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let user = app.new_user().await;
+    let mut socket = app.ws(&user).await;
+
+    // A script or a spawned task that did not carry the scope: no server to push it.
+    let unpushed = notification_row(user.id, "outside").insert(&app.db).await.unwrap();
+    socket.expect_silence(QUIET).await;
+    let (_, listed) = app.get("/api/notifications/", Some(&user.token)).await;
+    assert_eq!(listed["notifications"][0]["id"], unpushed.id, "saved all the same");
+
+    // The same save in the server's scope is pushed: the socket was listening.
+    let pushed = app
+        .saving(notification_row(user.id, "inside").insert(&app.db))
+        .await
+        .unwrap();
+    assert_eq!(socket.json().await["notification"]["id"], pushed.id);
+}
+
 both_backends!(
     user_notifications_reach_only_that_users_sockets,
     global_notifications_reach_every_socket_when_live,
@@ -382,4 +426,6 @@ both_backends!(
     marking_someone_elses_notification_over_the_socket_fails_alone,
     a_burst_of_200_arrives_complete_and_in_order,
     concurrent_creates_each_get_their_own_row_and_push,
+    two_servers_in_one_process_each_push_only_their_own_saves,
+    a_save_outside_any_scope_is_kept_but_not_pushed,
 );
