@@ -2,10 +2,7 @@
 //! and withdrawn from every socket when an edit or a delete takes it off the site.
 use sea_orm::{ActiveValue::Set, entity::prelude::*};
 
-use crate::{
-    broadcast::{self, CreatedNotification},
-    changes,
-};
+use crate::outbox::{self, CreatedNotification, Saved};
 
 /// The seed's levels; anything else is refused.
 pub const LEVELS: [&str; 3] = ["info", "warning", "danger"];
@@ -62,16 +59,17 @@ impl ActiveModelBehavior for ActiveModel {
     where
         C: ConnectionTrait,
     {
-        changes::touch_announcements();
-        if model.is_live(chrono::Utc::now()) {
-            broadcast::publish::<C>(if insert {
+        let message = if model.is_live(chrono::Utc::now()) {
+            Some(if insert {
                 CreatedNotification::Global(model.clone())
             } else {
                 CreatedNotification::GlobalEdited(model.clone())
-            });
-        } else if !insert {
-            broadcast::publish::<C>(CreatedNotification::GlobalRemoved(model.id));
-        }
+            })
+        } else {
+            // A new announcement that is not live changes nothing users see.
+            (!insert).then_some(CreatedNotification::GlobalRemoved(model.id))
+        };
+        outbox::publish::<C>(message.map(Saved::Push));
         Ok(model)
     }
 
@@ -80,9 +78,8 @@ impl ActiveModelBehavior for ActiveModel {
     where
         C: ConnectionTrait,
     {
-        changes::touch_announcements();
         if let Some(id) = self.id.try_as_ref() {
-            broadcast::publish::<C>(CreatedNotification::GlobalRemoved(*id));
+            outbox::publish::<C>([Saved::Push(CreatedNotification::GlobalRemoved(*id))]);
         }
         Ok(self)
     }

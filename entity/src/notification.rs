@@ -1,10 +1,7 @@
 //! A personal notification, pushed to its user's sockets when inserted.
 use sea_orm::{ActiveValue::Set, entity::prelude::*};
 
-use crate::{
-    broadcast::{self, CreatedNotification},
-    changes,
-};
+use crate::outbox::{self, CreatedNotification, Saved};
 
 /// The seed's notification types; anything else is refused.
 pub const TYPES: [&str; 7] = [
@@ -52,15 +49,18 @@ impl ActiveModelBehavior for ActiveModel {
         Ok(self)
     }
 
-    /// The `post_save` signal: only a new row is pushed, as in the seed.
+    /// The `post_save` signal: only a new row is pushed, as in the seed; an edit only tells the
+    /// server that the user's notifications changed.
     async fn after_save<C>(model: Model, _db: &C, insert: bool) -> Result<Model, DbErr>
     where
         C: ConnectionTrait,
     {
-        changes::touch_notifications(model.user_id);
-        if insert {
-            broadcast::publish::<C>(CreatedNotification::User(model.clone()));
-        }
+        let saved = if insert {
+            Saved::Push(CreatedNotification::User(model.clone()))
+        } else {
+            Saved::Edited(model.user_id)
+        };
+        outbox::publish::<C>([saved]);
         Ok(model)
     }
 }
@@ -93,9 +93,10 @@ where
     // RETURNING's order is not guaranteed: a user's pushes go out in id order (clients resume
     // from the newest id they have seen).
     models.sort_by_key(|model| model.id);
-    for model in &models {
-        changes::touch_notifications(model.user_id);
-        broadcast::publish::<C>(CreatedNotification::User(model.clone()));
-    }
+    outbox::publish::<C>(
+        models
+            .iter()
+            .map(|model| Saved::Push(CreatedNotification::User(model.clone()))),
+    );
     Ok(models)
 }
