@@ -86,6 +86,8 @@ pub struct ListenerReport {
     pub connected: usize,
     pub failures: BTreeMap<String, u64>,
     pub handshake_micros: Vec<u64>,
+    /// Its own resident memory once its sockets were open, KiB (what the tool needs per socket).
+    pub rss_kib: Option<u64>,
     /// Its open sockets per node, in --url's order.
     pub per_node: Vec<usize>,
     pub rounds: Vec<ListenerRound>,
@@ -200,6 +202,7 @@ pub async fn serve(args: Args) -> anyhow::Result<()> {
     }
     bench.connect().await;
     let open: Vec<u32> = bench.sockets.keys().copied().collect();
+    let rss_kib = procfs::rss_kib(std::process::id());
     say(&format!("ready {}", open.len()))?;
     // Tell the driver as each round reaches every socket still open (one that closed cannot
     // get it, and counts as lost in the report); stop when it asks for the report, or when
@@ -239,6 +242,7 @@ pub async fn serve(args: Args) -> anyhow::Result<()> {
         connected: connect.connected,
         failures: connect.failures,
         handshake_micros: std::mem::take(&mut bench.handshake_micros),
+        rss_kib,
         per_node: bench.report.nodes.iter().map(|n| n.sockets).collect(),
         rounds: round_tallies,
         late,
@@ -489,6 +493,7 @@ pub async fn drive(bench: &mut Bench) -> anyhow::Result<()> {
             users: r.users,
             sockets_requested: r.requested,
             sockets_connected: r.connected,
+            rss_kib: r.rss_kib,
         })
         .collect();
     for (i, node) in bench.report.nodes.iter_mut().enumerate() {

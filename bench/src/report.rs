@@ -105,6 +105,8 @@ pub struct ListenerShare {
     pub users: usize,
     pub sockets_requested: usize,
     pub sockets_connected: usize,
+    /// The listener's resident memory with its sockets open, KiB.
+    pub rss_kib: Option<u64>,
 }
 
 /// The list page of 50 for a user with many notifications against one with 50.
@@ -320,6 +322,12 @@ pub fn summary(r: &Report) -> String {
             "listener processes: sockets each",
             format!("{} ({})", r.listeners.len(), l.join(" / ")),
         );
+        let mib: Vec<String> = r
+            .listeners
+            .iter()
+            .map(|l| l.rss_kib.map_or("n/a".into(), |k| format!("{:.0}", k as f64 / 1024.0)))
+            .collect();
+        row("listener processes: RSS MiB each", mib.join(" / "));
     }
     if let Some(a) = &r.auth {
         row(
@@ -602,6 +610,7 @@ pub fn markdown(reports: &[Value]) -> String {
             Box::new(|v| {
                 let nodes = at(v, "nodes").and_then(Value::as_array);
                 match nodes {
+                    _ if at(v, "connect").is_none_or(Value::is_null) => "n/a".to_owned(),
                     Some(n) if !n.is_empty() => {
                         let each: Vec<String> = n.iter().map(|n| num(n, "sockets", 0)).collect();
                         format!("{} ({})", n.len(), each.join(" / "))
@@ -759,7 +768,44 @@ pub fn markdown(reports: &[Value]) -> String {
     let _ = writeln!(out, "| --- |{}", " ---: |".repeat(labels.len()));
     for (name, cell) in &rows {
         let cells: Vec<String> = reports.iter().map(cell).collect();
+        // A figure no report has (the inbox of a run without that phase, say) is left out.
+        if cells.iter().all(|c| unmeasured(c)) {
+            continue;
+        }
         let _ = writeln!(out, "| {name} | {} |", cells.join(" | "));
     }
     out
+}
+
+/// A cell with nothing measured in it ("n/a", "n/a / n/a", ...).
+fn unmeasured(cell: &str) -> bool {
+    cell.split_whitespace()
+        .map(|w| w.trim_matches(['(', ')']))
+        .filter(|w| !w.is_empty() && *w != "/")
+        .all(|w| w == "n/a")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_combined_table_leaves_out_figures_no_report_has() {
+        let floor = json!({"label": "floor", "ok": true,
+            "connect": {"connected": 10, "requested": 10, "handshakes_per_s": 900.0},
+            "global": {"deliveries_per_s": 5000.0, "complete_rounds": 3, "rounds": [{}, {}, {}]}});
+        let inbox = json!({"label": "herald", "ok": false, "problems": ["x"],
+            "inbox": {"size": 100, "small": {"requests_per_s": 800.0}, "large": {"requests_per_s": 500.0}}});
+        let table = markdown(&[floor, inbox]);
+        assert!(table.contains("| connect rate (handshakes/s) | 900 | n/a |"), "{table}");
+        assert!(
+            table.contains("| global rounds complete / run | 3 / 3 | n/a / n/a |"),
+            "{table}"
+        );
+        assert!(table.contains("| n/a | 800 / 500 (100) |"), "{table}");
+        assert!(table.contains("| result | ok | 1 problem(s) |"), "{table}");
+        assert!(!table.contains("per-user flat out"), "{table}");
+        assert!(unmeasured("n/a / n/a") && unmeasured("n/a") && !unmeasured("0 / n/a"));
+    }
 }
