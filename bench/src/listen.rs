@@ -391,6 +391,16 @@ impl Drop for Fleet {
     }
 }
 
+/// One global round as the driver sent it.
+struct Posted {
+    /// Just before the POST, µs since the Unix epoch.
+    unix_us: u64,
+    post_ms: f64,
+    error: Option<String>,
+    /// The POST succeeded but not every listener had the round within --timeout.
+    timed_out: bool,
+}
+
 /// The driver's side of `--listeners N`: the connect phase through the listeners, then the
 /// global rounds (its own POSTs), then their reports merged into `bench.report`.
 pub async fn drive(bench: &mut Bench) -> anyhow::Result<()> {
@@ -418,7 +428,7 @@ pub async fn drive(bench: &mut Bench) -> anyhow::Result<()> {
     let (rss_after, rss_after_each) = procfs::rss_sum_kib(&pids);
 
     // Global rounds: this process POSTs, the listeners say when every socket has it.
-    let mut sent: Vec<(u64, f64, Option<String>, bool)> = Vec::new();
+    let mut sent: Vec<Posted> = Vec::new();
     let global_meter = CpuMeter::start(&pids);
     let split0 = procfs::cpu_split_sum(&pids);
     if bench.args.has_phase("global") {
@@ -449,7 +459,12 @@ pub async fn drive(bench: &mut Bench) -> anyhow::Result<()> {
                 },
                 t_send.elapsed().as_secs_f64() * 1000.0
             );
-            sent.push((clock.unix_us(t_send), post_ms, posted, timed_out));
+            sent.push(Posted {
+                unix_us: clock.unix_us(t_send),
+                post_ms,
+                error: posted,
+                timed_out,
+            });
             tokio::time::sleep(GRACE).await;
             tokio::time::sleep(BETWEEN_ROUNDS).await;
         }
@@ -536,15 +551,15 @@ pub async fn drive(bench: &mut Bench) -> anyhow::Result<()> {
         };
         let mut all_latency = Vec::new();
         let mut span_total = 0.0;
-        for (round, (sent_us, post_ms, error, timed_out)) in sent.into_iter().enumerate() {
+        for (round, posted) in sent.into_iter().enumerate() {
             let parts: Vec<&ListenerRound> = reports.iter().filter_map(|r| r.rounds.get(round)).collect();
             if parts.len() != reports.len() {
                 bench.problem(format!("global round {round}: a listener did not report it"));
             }
-            let (mut r, lat, span) = merge_round(round, sent_us, &parts);
-            r.post_ms = post_ms;
-            r.error = error;
-            r.timed_out = timed_out;
+            let (mut r, lat, span) = merge_round(round, posted.unix_us, &parts);
+            r.post_ms = posted.post_ms;
+            r.error = posted.error;
+            r.timed_out = posted.timed_out;
             all_latency.extend(lat);
             span_total += span.unwrap_or(0.0);
             bench.add_round(&mut g, r);
