@@ -322,6 +322,10 @@ impl Fleet {
         Ok(Self { listeners, lines })
     }
 
+    fn pids(&self) -> Vec<u32> {
+        self.listeners.iter().map(|l| l.child.id()).collect()
+    }
+
     fn tell(&mut self, k: usize, line: &str) -> anyhow::Result<()> {
         let stdin = self.listeners[k]
             .stdin
@@ -416,7 +420,8 @@ pub async fn drive(bench: &mut Bench) -> anyhow::Result<()> {
 
     // Connect: every listener at once; the servers' memory and CPU around it.
     let (rss_before, rss_before_each) = procfs::rss_sum_kib(&pids);
-    let meter = CpuMeter::start(&pids);
+    let tool = fleet.pids();
+    let meter = CpuMeter::start_with_tool(&pids, &tool);
     let t0 = Instant::now();
     fleet.tell_all("connect")?;
     let ready = fleet.wait_all("ready", Instant::now() + setup).await?;
@@ -429,7 +434,7 @@ pub async fn drive(bench: &mut Bench) -> anyhow::Result<()> {
 
     // Global rounds: this process POSTs, the listeners say when every socket has it.
     let mut sent: Vec<Posted> = Vec::new();
-    let global_meter = CpuMeter::start(&pids);
+    let global_meter = CpuMeter::start_with_tool(&pids, &tool);
     let split0 = procfs::cpu_split_sum(&pids);
     if bench.args.has_phase("global") {
         for round in 0..bench.args.rounds {

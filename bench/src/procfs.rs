@@ -125,12 +125,22 @@ pub struct CpuUse {
     pub steal: Option<f64>,
 }
 
-/// CPU meter over one stretch of a run: the servers (when pids are known), this tool, the rest.
+/// CPU meter over one stretch of a run: the servers (when pids are known), this tool (with its
+/// listener processes, if any), the rest.
 pub struct CpuMeter {
     pids: Vec<u32>,
     server0: Vec<Option<f64>>,
+    /// The tool's other processes (listeners), counted as the tool's.
+    tool_pids: Vec<u32>,
     self0: Option<f64>,
     machine0: Option<MachineCpu>,
+}
+
+/// CPU seconds of this process and of `others`, summed.
+fn tool_cpu_secs(others: &[u32]) -> Option<f64> {
+    others
+        .iter()
+        .try_fold(self_cpu_secs()?, |sum, &p| Some(sum + cpu_secs(p)?))
 }
 
 fn delta(now: Option<f64>, then: Option<f64>) -> Option<f64> {
@@ -139,10 +149,16 @@ fn delta(now: Option<f64>, then: Option<f64>) -> Option<f64> {
 
 impl CpuMeter {
     pub fn start(pids: &[u32]) -> Self {
+        Self::start_with_tool(pids, &[])
+    }
+
+    /// A meter that counts the processes `tool_pids` as part of this tool.
+    pub fn start_with_tool(pids: &[u32], tool_pids: &[u32]) -> Self {
         Self {
             pids: pids.to_vec(),
             server0: pids.iter().map(|&p| cpu_secs(p)).collect(),
-            self0: self_cpu_secs(),
+            tool_pids: tool_pids.to_vec(),
+            self0: tool_cpu_secs(tool_pids),
             machine0: machine_cpu(),
         }
     }
@@ -156,7 +172,7 @@ impl CpuMeter {
             .map(|(&p, &then)| delta(cpu_secs(p), then))
             .collect();
         let server = sum_all(&per_server);
-        let bench = delta(self_cpu_secs(), self.self0);
+        let bench = delta(tool_cpu_secs(&self.tool_pids), self.self0);
         let now = machine_cpu();
         let busy = delta(now.map(|m| m.busy), self.machine0.map(|m| m.busy));
         let other = busy.map(|m| (m - bench.unwrap_or(0.0) - server.unwrap_or(0.0)).max(0.0));
@@ -202,5 +218,9 @@ mod tests {
         assert_eq!(cpu.per_server.len(), 2);
         assert!(cpu.server.is_some());
         assert!(CpuMeter::start(&[]).read().server.is_none());
+        // The tool's own processes: counted as the tool's (here, this one twice).
+        let tool = CpuMeter::start_with_tool(&[], &[me]).read();
+        assert!(tool.bench.is_some() && tool.server.is_none());
+        assert!(CpuMeter::start_with_tool(&[], &[4_194_305]).read().bench.is_none());
     }
 }
