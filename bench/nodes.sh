@@ -87,7 +87,9 @@ done
 trap hn_teardown EXIT
 trap 'hn_teardown; exit 130' INT TERM
 hn_setup
-echo "=== $LABEL: $NODES node(s) on PostgreSQL $HN_DB + Redis; $SOCKETS sockets, $USERS users, listeners $LISTENERS; load $(cut -d' ' -f1-3 /proc/loadavg)"
+SIZE="$SOCKETS sockets, $USERS users"
+if [ "$SMOKE" = 1 ]; then SIZE="--smoke sizes"; fi
+echo "=== $LABEL: $NODES node(s) on PostgreSQL $HN_DB + Redis; $SIZE, listeners $LISTENERS; load $(cut -d' ' -f1-3 /proc/loadavg)"
 hn_start "$NODES" "$PORT" "$OUT"
 echo "nodes: ${HN_URLS[*]} (pids ${HN_PIDS[*]})"
 
