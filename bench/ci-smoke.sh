@@ -2,8 +2,11 @@
 # CI: start Herald on a fresh SQLite database in a scratch directory and run
 # `herald-bench --smoke` against it: ~300 sockets over 20 users, a few seconds, non-zero exit
 # on any lost, duplicated or misdelivered message, failed connect or failed create. Then the
-# same check of the floor phase (herald-bench's own ideal server), and of the catch-up after a
-# restart (the reconnect phase, with its own server).
+# same check of the floor phase (herald-bench's own ideal server), of the catch-up after a
+# restart (the reconnect phase, with its own server), and of two nodes on PostgreSQL + Redis
+# (bench/nodes.sh: the sockets split over both, once held by this process and once by two
+# listener processes). The last needs PostgreSQL on 127.0.0.1:5432 (user postgres) and Redis
+# on 127.0.0.1:6379, as the ignored tests do.
 #
 # Env: CARGO_TARGET_DIR (default target/); HERALD_BIN / BENCH_BIN use prebuilt binaries
 # instead of building (debug profile, like the rest of CI).
@@ -92,5 +95,29 @@ HERALD_BIN="$HERALD_BIN" BENCH_BIN="$BENCH_BIN" PORT="$RC_PORT" \
 if [ "$status" != 0 ]; then
     echo "ci-smoke: herald-bench --phases reconnect failed ($status)" >&2
     cat "$WORK/reconnect.out" >&2 || true
+    exit "$status"
+fi
+
+# Two nodes on one PostgreSQL database and one Redis: every phase with the sockets split over
+# both (creates on the first, so per-user pushes cross Redis), then the global rounds with the
+# sockets held by two listener processes. Either fails on any lost, duplicated or misdelivered
+# message.
+if ! pg_isready -h 127.0.0.1 -p 5432 -q || ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    echo "ci-smoke: the two-node run needs PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379)" >&2
+    exit 1
+fi
+HERALD_BIN="$HERALD_BIN" BENCH_BIN="$BENCH_BIN" \
+    bash bench/nodes.sh --no-build --nodes 2 --smoke --label ci-2node --out "$WORK/nodes" \
+    > "$WORK/nodes.out" 2>&1 || status=$?
+if [ "$status" = 0 ]; then
+    HERALD_BIN="$HERALD_BIN" BENCH_BIN="$BENCH_BIN" \
+        bash bench/nodes.sh --no-build --nodes 2 --smoke --listeners 2 --label ci-2node-listeners \
+        --out "$WORK/nodes" -- --phases connect,global >> "$WORK/nodes.out" 2>&1 || status=$?
+fi
+if [ "$status" != 0 ]; then
+    echo "ci-smoke: two nodes on PostgreSQL + Redis failed ($status)" >&2
+    cat "$WORK/nodes.out" >&2 || true
+else
+    grep -E '^(=== |nodes: sockets each|listener processes|global: delivered|result)' "$WORK/nodes.out" || true
 fi
 exit "$status"

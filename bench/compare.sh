@@ -15,9 +15,19 @@
 #   --django-users U     users for the Django peer (~0.25 s a hash) (default 40)
 #   --django-args "..."  extra herald-bench args for Django only
 #                        (default "--flat-count 500 --rounds 3")
-#   --only LIST          comma-separated subset of floor,herald,node_ws,django (default all);
-#                        floor: the tool's own ideal server (one write per socket), the
-#                        machine's lower bound for the connect and global figures
+#   --only LIST          comma-separated subset of the configurations (default all):
+#                        floor        the tool's own ideal server (one write per socket), the
+#                                     machine's lower bound for the connect and global figures
+#                        herald       one node on SQLite, in-process hub
+#                        herald_pg    one node on PostgreSQL + Redis (bench/nodes-lib.sh: a
+#                                     fresh database herald_bench_<random>, dropped after)
+#                        herald_2node two nodes on the same, the sockets split evenly; creates
+#                                     and REST go to the first node
+#                        node_ws, django   the peers
+#   --inbox N            after each Herald configuration's run, a second herald-bench run
+#                        against the same server: the list page of 50 for a user with N
+#                        notifications against one with 50 (NAME-inbox.json; retention cap
+#                        lifted). 0: none                              (default 0)
 #   --out DIR            where results go        (default /tmp/herald-compare-DATE)
 #   --work DIR           scratch dir for the peer copies and Herald's database; reusing
 #                        one skips npm ci / keeps the venv       (default a new mktemp dir)
@@ -36,7 +46,8 @@ USERS=200
 DJANGO_SOCKETS=1000
 DJANGO_USERS=40
 DJANGO_ARGS="--flat-count 500 --rounds 3"
-ONLY="floor,herald,node_ws,django"
+ONLY="floor,herald,herald_pg,herald_2node,node_ws,django"
+INBOX=0
 OUT=""
 WORK=""
 BUILD=1
@@ -52,16 +63,23 @@ while [ $# -gt 0 ]; do
         --django-users) DJANGO_USERS="$2"; shift 2 ;;
         --django-args) DJANGO_ARGS="$2"; shift 2 ;;
         --only) ONLY="$2"; shift 2 ;;
+        --inbox) INBOX="$2"; shift 2 ;;
         --out) OUT="$2"; shift 2 ;;
         --work) WORK="$2"; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --) shift; EXTRA=("$@"); break ;;
-        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
         *) echo "compare.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
 
 wants() { [[ ",$ONLY," == *",$1,"* ]]; }
+for c in ${ONLY//,/ }; do
+    case "$c" in floor|herald|herald_pg|herald_2node|node_ws|django) ;;
+        *) echo "compare.sh: unknown configuration $c in --only" >&2; exit 2 ;;
+    esac
+done
+case "$INBOX" in ''|*[!0-9]*) echo "compare.sh: --inbox must be a number" >&2; exit 2 ;; esac
 
 OUT="${OUT:-/tmp/herald-compare-$(date +%Y%m%d-%H%M%S)}"
 WORK="${WORK:-$(mktemp -d /tmp/herald-compare-work.XXXXXX)}"
@@ -98,8 +116,11 @@ if wants django; then
 fi
 
 # ---- servers, one at a time ----
+# shellcheck source=bench/nodes-lib.sh
+. "$ROOT/bench/nodes-lib.sh"
 SERVER_PID=""
 stop_server() {
+    hn_teardown
     if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
         kill "$SERVER_PID" 2>/dev/null || true
         for _ in $(seq 1 100); do
@@ -125,17 +146,13 @@ wait_port() { # port timeout_s
 }
 
 RESULTS=()
-bench_one() { # name port sockets users extra...
-    local name="$1" port="$2" sockets="$3" users="$4"
-    shift 4
-    if ! wait_port "$port" 180; then
-        echo "compare.sh: $name did not come up on $port (log: $OUT/$name.log)" >&2
-        stop_server
-        return 0
-    fi
-    sleep 1
-    echo "=== $name (pid $SERVER_PID) on 127.0.0.1:$port: $sockets sockets, $users users"
-    if "$BENCH" --url "http://127.0.0.1:$port" --pid "$SERVER_PID" --label "$name" \
+# Runs herald-bench against URLS (comma-separated) whose processes are PIDS; with --inbox, a
+# second run of the inbox phase against the same servers for Herald's configurations.
+run_bench() { # name urls pids sockets users extra...
+    local name="$1" urls="$2" pids="$3" sockets="$4" users="$5"
+    shift 5
+    echo "=== $name (pid $pids) on $urls: $sockets sockets, $users users"
+    if "$BENCH" --url "$urls" --pid "$pids" --label "$name" \
         --admin-user "$ADMIN_USER" --admin-password "$ADMIN_PASS" \
         --sockets "$sockets" --users "$users" --json "$OUT/$name.json" "$@" "${EXTRA[@]}" \
         > "$OUT/$name.txt" 2> "$OUT/$name.bench.log"; then
@@ -145,7 +162,49 @@ bench_one() { # name port sockets users extra...
     fi
     cat "$OUT/$name.txt"
     [ -f "$OUT/$name.json" ] && RESULTS+=("$OUT/$name.json")
+    if [ "$INBOX" -gt 0 ] && [[ "$name" == herald* ]]; then
+        echo "=== $name: the inbox phase, $INBOX notifications"
+        # The filling creates go flat out; the bound is on the whole fill.
+        if "$BENCH" --url "$urls" --pid "$pids" --label "$name" \
+            --admin-user "$ADMIN_USER" --admin-password "$ADMIN_PASS" \
+            --phases inbox --inbox-size "$INBOX" --json "$OUT/$name-inbox.json" \
+            > "$OUT/$name-inbox.txt" 2> "$OUT/$name-inbox.bench.log"; then
+            :
+        else
+            echo "compare.sh: herald-bench's inbox phase against $name exited $?" >&2
+        fi
+        cat "$OUT/$name-inbox.txt"
+    fi
+}
+
+bench_one() { # name port sockets users extra...
+    local name="$1" port="$2" sockets="$3" users="$4"
+    shift 4
+    if ! wait_port "$port" 180; then
+        echo "compare.sh: $name did not come up on $port (log: $OUT/$name.log)" >&2
+        stop_server
+        return 0
+    fi
+    sleep 1
+    run_bench "$name" "http://127.0.0.1:$port" "$SERVER_PID" "$sockets" "$users" "$@"
     stop_server
+}
+
+# Herald on PostgreSQL + Redis: NODES nodes on a fresh database.
+bench_nodes() { # name nodes
+    local name="$1"
+    if [ ! -x "$HERALD" ]; then
+        echo "compare.sh: $HERALD missing, skipping $name" >&2
+        return 0
+    fi
+    mkdir -p "$OUT/$name-logs"
+    if hn_setup && hn_start "$2" 18300 "$OUT/$name-logs"; then
+        sleep 1
+        run_bench "$name" "$HN_URL_LIST" "$HN_PID_LIST" "$SOCKETS" "$USERS"
+    else
+        echo "compare.sh: $name's nodes did not start (logs: $OUT/$name-logs)" >&2
+    fi
+    hn_teardown
 }
 
 if wants floor; then
@@ -167,6 +226,7 @@ if wants herald; then
         rm -f "$WORK/herald.db" "$WORK/herald.db-wal" "$WORK/herald.db-shm"
         HERALD_BIND=127.0.0.1:18000 \
         HERALD_DATABASE_URL="sqlite://$WORK/herald.db?mode=rwc" \
+        HERALD_RETENTION__MAX_PER_USER=0 \
         HERALD_ADMIN_USERNAME="$ADMIN_USER" HERALD_ADMIN_PASSWORD="$ADMIN_PASS" \
         RUST_LOG=warn "$HERALD" > "$OUT/herald.log" 2>&1 &
         SERVER_PID=$!
@@ -174,6 +234,14 @@ if wants herald; then
     else
         echo "compare.sh: $HERALD missing, skipping Herald" >&2
     fi
+fi
+
+if wants herald_pg; then
+    bench_nodes herald_pg 1
+fi
+
+if wants herald_2node; then
+    bench_nodes herald_2node 2
 fi
 
 if wants node_ws; then
@@ -201,6 +269,16 @@ if [ ${#RESULTS[@]} -gt 0 ]; then
         echo "Latencies are p50 / p99 in ms. Parameters per server are in each JSON's \`params\`."
         echo
         "$BENCH" --combine "${RESULTS[@]}"
+        INBOXES=()
+        for r in "${RESULTS[@]}"; do
+            [ -f "${r%.json}-inbox.json" ] && INBOXES+=("${r%.json}-inbox.json")
+        done
+        if [ ${#INBOXES[@]} -gt 0 ]; then
+            echo
+            echo "The list page of 50 for a user with $INBOX notifications against one with 50 (the inbox phase, a run of its own against the same server):"
+            echo
+            "$BENCH" --combine "${INBOXES[@]}"
+        fi
     } > "$OUT/comparison.md"
     echo
     cat "$OUT/comparison.md"

@@ -1,7 +1,11 @@
 //! Validated input: a handler holding one of these types (or the closed sets' enums these
 //! functions return) cannot have skipped validation.
-use entity::{global_notification::Level, notification::NotificationType, user::Role};
-use sea_orm::ActiveEnum;
+use entity::{
+    global_notification::Level,
+    notification::{self, NotificationType},
+    user::Role,
+};
+use sea_orm::{ActiveEnum, ActiveValue::Set};
 
 use crate::error::ApiError;
 
@@ -133,6 +137,67 @@ fn is_safe_link(link: &str) -> bool {
     let host = rest.split(['/', '\\', '?', '#']).next().unwrap_or("");
     // A host of its own: not empty, and no user info that could make it read as another one.
     !host.is_empty() && !host.contains('@') && !rest.starts_with(['/', '\\'])
+}
+
+/// A validated request to notify one user: the columns a create sets. They build the row, and
+/// recognise its saved model among a batch's (the order of a multi-row RETURNING is not
+/// guaranteed: `services::group_commit`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NewNotification {
+    user_id: i32,
+    title: String,
+    message: String,
+    notification_type: NotificationType,
+    link: String,
+}
+
+impl NewNotification {
+    /// Checks each field as `POST /api/notifications/` documents it. Whether `user_id` names
+    /// a user is the database's to say, when the row is saved.
+    pub fn parse(
+        user_id: i64,
+        title: &str,
+        message: &str,
+        notification_type: &str,
+        link: &str,
+    ) -> Result<Self, ApiError> {
+        Ok(Self {
+            // An id beyond the column's range names no user either.
+            user_id: i32::try_from(user_id).map_err(|_| no_such_user())?,
+            title: required_text("title", title, TITLE_MAX_CHARS)?,
+            message: required_text("message", message, MESSAGE_MAX_CHARS)?,
+            notification_type: self::notification_type(notification_type)?,
+            link: self::link(link)?,
+        })
+    }
+
+    /// The create's columns of a saved notification.
+    pub fn of(model: &notification::Model) -> Self {
+        Self {
+            user_id: model.user_id,
+            title: model.title.clone(),
+            message: model.message.clone(),
+            notification_type: model.notification_type,
+            link: model.link.clone(),
+        }
+    }
+
+    /// The row to insert.
+    pub fn active_model(&self) -> notification::ActiveModel {
+        notification::ActiveModel {
+            user_id: Set(self.user_id),
+            title: Set(self.title.clone()),
+            message: Set(self.message.clone()),
+            notification_type: Set(self.notification_type),
+            link: Set(self.link.clone()),
+            ..Default::default()
+        }
+    }
+}
+
+/// The answer to a create for a user that does not exist.
+pub fn no_such_user() -> ApiError {
+    ApiError::BadRequest("user_id does not name a user".into())
 }
 
 /// Title limit, as the column.

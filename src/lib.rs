@@ -1,6 +1,7 @@
 //! Herald: a real-time notification server (REST + WebSocket), the Rust re-creation of a
 //! Django Channels notification service.
 pub mod auth;
+pub mod cache_versions;
 pub mod cli;
 pub mod configuration;
 pub mod domain;
@@ -10,7 +11,9 @@ pub mod hub;
 pub mod layer;
 pub mod limits;
 pub mod metrics;
+pub mod outbox;
 pub mod payloads;
+pub mod push;
 pub mod retention;
 pub mod routes;
 pub mod services;

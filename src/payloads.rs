@@ -1,4 +1,7 @@
-//! The seed's JSON shapes, written once and shared by the REST routes and the hub.
+//! The seed's JSON shapes, written once and shared by the REST routes and the hub, and the
+//! WebSocket frame a push goes out in ([`PushFrame`]), made once for every socket.
+use actix_http::ws::{OpCode, Parser};
+use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 use chrono::{DateTime, Utc};
 use entity::{
@@ -7,7 +10,7 @@ use entity::{
 };
 use serde::{Serialize, Serializer};
 
-use crate::hub::messages::PushKey;
+use crate::push::PushKey;
 
 /// `2026-01-05T10:30:00Z`: RFC 3339, UTC, whole seconds, as the seed shows.
 const TIMESTAMP_FORMAT: &str = "%Y-%m-%dT%H:%M:%SZ";
@@ -180,6 +183,25 @@ pub fn push_key(text: &str) -> PushKey {
     }
 }
 
+/// A push as the bytes of one WebSocket text frame. Server frames are not masked, so every
+/// socket sends the same bytes: a push is serialized and framed once, and each socket only
+/// takes a reference to it.
+#[derive(Debug, Clone)]
+pub struct PushFrame(Bytes);
+
+impl PushFrame {
+    pub fn text(text: &str) -> Self {
+        // 10: the longest header of an unmasked frame.
+        let mut frame = BytesMut::with_capacity(text.len() + 10);
+        Parser::write_message(&mut frame, text, OpCode::Text, true, false);
+        Self(frame.freeze())
+    }
+
+    pub fn bytes(&self) -> &Bytes {
+        &self.0
+    }
+}
+
 /// What happened to some of a user's notifications (the `type` of the push that says so).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
@@ -305,6 +327,23 @@ mod tests {
                 r,
                 serde_json::json!({"type": kind, "notification_ids": [1, 2], "unread_count": 3})
             );
+        }
+    }
+
+    #[test]
+    fn a_push_frame_is_one_unmasked_final_text_frame() {
+        // 125 bytes fit the short length form; longer payloads need the extended forms.
+        for len in [0, 125, 126, 70_000] {
+            let text = "x".repeat(len);
+            let mut wire = BytesMut::from(&PushFrame::text(&text).bytes()[..]);
+            // Parsed as a client parses what a server sends.
+            let (fin, op, payload) = Parser::parse(&mut wire, false, 1 << 20)
+                .expect("a valid frame")
+                .expect("a whole frame");
+            assert!(fin);
+            assert_eq!(op, OpCode::Text);
+            assert_eq!(payload.as_deref().unwrap_or_default(), text.as_bytes());
+            assert!(wire.is_empty(), "nothing after the frame");
         }
     }
 }

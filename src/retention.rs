@@ -12,7 +12,7 @@
 //! and holds that transaction (idle) until the run ends: a node that finds the lock taken skips
 //! its run, so one node runs the job at a time, and a node that dies releases the lock with its
 //! connection. SQLite is one file on one machine: there is no other node.
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use entity::{auth_token, idempotency_key, notification};
@@ -21,7 +21,7 @@ use sea_orm::{
     QuerySelect, QueryTrait, Statement, TransactionTrait, sea_query::Expr,
 };
 
-use crate::{configuration::RetentionSettings, services::idempotency::KEY_LIFETIME};
+use crate::{cache_versions::CacheVersions, configuration::RetentionSettings, services::idempotency::KEY_LIFETIME};
 
 /// Rows deleted per statement.
 pub const BATCH_ROWS: u64 = 1000;
@@ -39,8 +39,9 @@ pub struct Deleted {
     pub expired_logins: u64,
 }
 
-/// Starts the periodic job (unless `interval_secs` is 0) on the current actix arbiter.
-pub fn start(db: DatabaseConnection, settings: RetentionSettings) {
+/// Starts the periodic job (unless `interval_secs` is 0) on the current actix arbiter; what it
+/// deletes moves `versions`, this server's.
+pub fn start(db: DatabaseConnection, settings: RetentionSettings, versions: Arc<CacheVersions>) {
     if settings.interval_secs == 0 {
         return;
     }
@@ -52,7 +53,7 @@ pub fn start(db: DatabaseConnection, settings: RetentionSettings) {
         ticks.tick().await;
         loop {
             ticks.tick().await;
-            match run_once(&db, &settings).await {
+            match run_once(&db, &settings, &versions).await {
                 Ok(Some(deleted)) => log::info!("retention: {deleted:?}"),
                 Ok(None) => log::debug!("retention: another node is running it"),
                 Err(e) => log::warn!("retention: {e}"),
@@ -61,8 +62,13 @@ pub fn start(db: DatabaseConnection, settings: RetentionSettings) {
     });
 }
 
-/// One run of the job; `None` when another node holds the lock (PostgreSQL).
-pub async fn run_once(db: &DatabaseConnection, settings: &RetentionSettings) -> Result<Option<Deleted>, DbErr> {
+/// One run of the job; `None` when another node holds the lock (PostgreSQL). The users whose
+/// notifications it trims to the cap are touched in `versions`.
+pub async fn run_once(
+    db: &DatabaseConnection,
+    settings: &RetentionSettings,
+    versions: &CacheVersions,
+) -> Result<Option<Deleted>, DbErr> {
     let lock = match db.get_database_backend() {
         DatabaseBackend::Postgres => {
             let txn = db.begin().await?;
@@ -85,7 +91,7 @@ pub async fn run_once(db: &DatabaseConnection, settings: &RetentionSettings) -> 
         }
         _ => None,
     };
-    let deleted = delete_all(db, settings).await;
+    let deleted = delete_all(db, settings, versions).await;
     if let Some(txn) = lock {
         // Ending the transaction releases the lock.
         txn.rollback().await?;
@@ -93,7 +99,11 @@ pub async fn run_once(db: &DatabaseConnection, settings: &RetentionSettings) -> 
     deleted.map(Some)
 }
 
-async fn delete_all(db: &DatabaseConnection, settings: &RetentionSettings) -> Result<Deleted, DbErr> {
+async fn delete_all(
+    db: &DatabaseConnection,
+    settings: &RetentionSettings,
+    versions: &CacheVersions,
+) -> Result<Deleted, DbErr> {
     let now = Utc::now();
     let mut deleted = Deleted::default();
     if settings.read_after_days > 0 {
@@ -108,7 +118,7 @@ async fn delete_all(db: &DatabaseConnection, settings: &RetentionSettings) -> Re
         .await?;
     }
     if settings.max_per_user > 0 {
-        deleted.over_cap = trim_to_cap(db, u64::from(settings.max_per_user)).await?;
+        deleted.over_cap = trim_to_cap(db, u64::from(settings.max_per_user), versions).await?;
     }
     let key_cutoff = now - chrono::Duration::from_std(KEY_LIFETIME).unwrap_or_default();
     deleted.idempotency_keys = delete_batches(db, || {
@@ -171,7 +181,7 @@ where
 }
 
 /// Deletes each user's notifications past `cap`: the oldest read ones first, then the oldest.
-async fn trim_to_cap(db: &DatabaseConnection, cap: u64) -> Result<u64, DbErr> {
+async fn trim_to_cap(db: &DatabaseConnection, cap: u64, versions: &CacheVersions) -> Result<u64, DbErr> {
     let over: Vec<(i32, i64)> = notification::Entity::find()
         .select_only()
         .column(notification::Column::UserId)
@@ -207,7 +217,7 @@ async fn trim_to_cap(db: &DatabaseConnection, cap: u64) -> Result<u64, DbErr> {
             excess -= rows;
             tokio::task::yield_now().await;
         }
-        entity::changes::touch_notifications(user_id);
+        versions.touch_notifications(user_id);
     }
     Ok(total)
 }

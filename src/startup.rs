@@ -1,6 +1,11 @@
-//! `Application::build` wires settings, database, hub and HTTP server together;
-//! `run_until_stopped` serves until SIGINT/SIGTERM and then shuts down gracefully.
-use std::{convert::Infallible, net::TcpListener, sync::Arc, time::Duration};
+//! `Application::build` wires settings, database, hub and HTTP server together, one named step
+//! each; `run_until_stopped` serves until SIGINT/SIGTERM and then shuts down gracefully.
+use std::{
+    convert::Infallible,
+    net::{SocketAddr, TcpListener},
+    sync::Arc,
+    time::Duration,
+};
 
 use actix::{Actor, Addr, AsyncContext};
 use actix_http::{HttpService, KeepAlive};
@@ -21,6 +26,7 @@ use sea_orm::{
 
 use crate::{
     auth::AuthService,
+    cache_versions::CacheVersions,
     configuration::{Settings, redact},
     domain::{Password, Username},
     error, http_conventions,
@@ -35,8 +41,12 @@ use crate::{
         sockets::SocketCounts,
     },
     metrics::{self, Metrics},
+    outbox::Outbox,
     retention, routes,
-    services::{announcement_expiry, catch_up, group_commit::NotificationWriter, notifications::ListCache},
+    services::{
+        announcement_expiry, catch_up, global_notifications::LiveListCache, group_commit::NotificationWriter,
+        notifications::ListCache,
+    },
     state::AppState,
     ws,
 };
@@ -73,6 +83,7 @@ pub struct Application {
     metrics_port: Option<u16>,
     server: Server,
     hub: Addr<NotificationHub>,
+    outbox: Outbox,
     db: DatabaseConnection,
 }
 
@@ -147,7 +158,7 @@ async fn has_admin(db: &DatabaseConnection) -> Result<bool, sea_orm::DbErr> {
     Ok(admins > 0)
 }
 
-fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
@@ -155,215 +166,285 @@ fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     Ok(socket.into())
 }
 
+/// The start-up error for a listener that could not be bound (or asked its address) at `addr`.
+fn cannot_listen(addr: SocketAddr) -> impl FnOnce(std::io::Error) -> StartupError {
+    move |source| StartupError::Bind {
+        addr: addr.to_string(),
+        source,
+    }
+}
+
+/// Connects and migrates; answers the pool and the connection the group commit writes with.
+async fn open_database(settings: &Settings) -> Result<(DatabaseConnection, DatabaseConnection), StartupError> {
+    let db = connect_database(settings).await?;
+    Migrator::up(&db, None).await.map_err(StartupError::Migration)?;
+    let writer = connect_writer(settings, &db).await?;
+    Ok((db, writer))
+}
+
+/// Creates or resets the configured bootstrap admin; without one configured, hints at how to
+/// make one when none exists.
+async fn bootstrap_admin(settings: &Settings, auth: &AuthService, db: &DatabaseConnection) -> Result<(), StartupError> {
+    match (&settings.admin_username, &settings.admin_password) {
+        (Some(user), Some(password)) => {
+            ensure_admin(auth, user, password).await?;
+            log::info!("bootstrap admin {user:?} is ready");
+        }
+        // Only a hint for the operator: a failed look-up does not stop the start.
+        (None, None) => match has_admin(db).await {
+            Ok(true) => {}
+            Ok(false) => log::warn!("no admin account yet: make one with `herald create-admin NAME`"),
+            Err(e) => log::warn!("cannot check for an admin account: {e}"),
+        },
+        _ => {
+            return Err(StartupError::Config(
+                "invalid configuration: set both HERALD_ADMIN_USERNAME and HERALD_ADMIN_PASSWORD, or neither".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The bound listeners: the API's and, when configured, the metrics one.
+struct Listeners {
+    http: TcpListener,
+    addr: SocketAddr,
+    port: u16,
+    metrics: Option<(TcpListener, SocketAddr)>,
+}
+
+impl Listeners {
+    fn bind(addr: SocketAddr, metrics_addr: Option<SocketAddr>) -> Result<Self, StartupError> {
+        let http = bind(addr).map_err(cannot_listen(addr))?;
+        let port = http.local_addr().map_err(cannot_listen(addr))?.port();
+        let metrics = metrics_addr
+            .map(|addr| bind(addr).map(|listener| (listener, addr)).map_err(cannot_listen(addr)))
+            .transpose()?;
+        Ok(Self {
+            http,
+            addr,
+            port,
+            metrics,
+        })
+    }
+
+    fn metrics_port(&self) -> Option<u16> {
+        let (listener, _) = self.metrics.as_ref()?;
+        listener.local_addr().ok().map(|addr| addr.port())
+    }
+}
+
+/// The started hub and what the rest of the server shares with it.
+struct Hub {
+    addr: Addr<NotificationHub>,
+    /// Whether the channel layer is connected.
+    layer: LayerStatus,
+    /// Woken on every announcement change the hub sees (the expiry timer's cue).
+    announcements_changed: Arc<tokio::sync::Notify>,
+}
+
+/// Starts the hub, with its channel layer (Redis when configured), and loads the muted types it
+/// filters pushes by before anything is served.
+async fn start_hub(
+    settings: &Settings,
+    db: &DatabaseConnection,
+    redis: Option<RedisConfig>,
+    auth: &Arc<AuthService>,
+    metrics: &Arc<Metrics>,
+) -> Result<Hub, StartupError> {
+    // Where the hub starts to watch for what other nodes create (several nodes only).
+    let newest = if redis.is_some() {
+        catch_up::newest_ids(db).await.map_err(StartupError::Query)?
+    } else {
+        (0, 0)
+    };
+    let layer = LayerStatus::new(true);
+    let announcements_changed = Arc::new(tokio::sync::Notify::new());
+    let heartbeat = settings.websocket.heartbeat_interval();
+    // The Redis task needs the hub's address and the hub owns the layer: create them together.
+    let addr = NotificationHub::create(|ctx| {
+        let channel = match redis {
+            None => ChannelLayer::InProcess,
+            Some(redis) => {
+                let hub = ctx.address().downgrade().recipient();
+                ChannelLayer::Redis(redis.start(hub, layer.clone(), auth.clone()))
+            }
+        };
+        NotificationHub::new(channel, auth.clone(), heartbeat, metrics.clone())
+            .watching_announcements(announcements_changed.clone())
+            .catching_up_from(db.clone(), newest)
+    });
+    // Before serving: a push must never slip past a mute the hub has not loaded yet.
+    addr.send(LoadMutedTypes { db: db.clone() })
+        .await
+        .map_err(|e| StartupError::Config(format!("the hub stopped while starting: {e}")))?
+        .map_err(|source| StartupError::Database {
+            url: redact(&settings.database_url()),
+            source,
+        })?;
+    Ok(Hub {
+        addr,
+        layer,
+        announcements_changed,
+    })
+}
+
+/// The HTTP server on `listeners`, not yet running: actix-server workers running actix-http's
+/// `HttpService` around the App, with the WebSocket upgrade handler, and the metrics listener.
+fn http_server(
+    state: web::Data<AppState>,
+    listeners: Listeners,
+    db: DatabaseConnection,
+) -> Result<Server, StartupError> {
+    let settings = state.settings.clone();
+    let request_timeout = settings.limits.request_timeout();
+    let json_config = web::JsonConfig::default()
+        .limit(settings.limits.body_bytes)
+        .error_handler(error::json_error);
+    let user_timeout = settings.websocket.client_timeout();
+    let worker_queue_len = settings.websocket.worker_queue_len;
+    let metrics = state.metrics.clone();
+    let metrics_layer = state.layer.clone();
+    let connections = state.connections.clone();
+
+    let workers = if settings.workers == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        settings.workers
+    };
+
+    // actix-web's `HttpServer` cannot take an upgrade handler, so the same stack is assembled
+    // from its parts: actix-server workers running actix-http's `HttpService` around the App,
+    // plus `ws::upgrade`, which gets WebSocket handshakes together with their connection.
+    let builder = ServerBuilder::default();
+    let graceful = builder.graceful_shutdown_signal();
+    let mut builder = builder
+        .backlog(LISTEN_BACKLOG as u32)
+        .workers(workers)
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        // Runs once on each worker thread, as it starts.
+        .listen("herald", listeners.http, move || {
+            let graceful = graceful.clone();
+            let ws_state = state.clone();
+            let connections = connections.clone();
+            let outbox = state.outbox.clone();
+            // This thread's delivery of pushes to its sockets (`ws::delivery`).
+            let delivery = ws::Delivery::start(state.hub.clone(), worker_queue_len);
+            let app = App::new()
+                .app_data(state.clone())
+                .app_data(json_config.clone())
+                .app_data(web::PathConfig::default().error_handler(error::path_error))
+                .app_data(web::QueryConfig::default().error_handler(error::query_error))
+                // What a request saves is pushed by this server's hub.
+                .wrap(from_fn(move |req, next| outbox.around_request(req, next)))
+                .wrap(ErrorHandlers::new().default_handler(error::ensure_json_body))
+                .wrap(from_fn(http_conventions::json_ends_with_newline))
+                .wrap(from_fn(move |req, next| {
+                    limits::request_timeout::enforce(request_timeout, req, next)
+                }))
+                // Method, path, status, time: never headers, cookies or query strings.
+                .wrap(
+                    Logger::new("%{method}xi %U %s %Dms")
+                        .custom_request_replace("method", |req| req.method().to_string()),
+                )
+                .wrap(from_fn(metrics::observe_requests))
+                .configure(routes::config)
+                .default_service(web::to(http_conventions::redirect_or_not_found));
+            let http = HttpService::build()
+                .keep_alive(KeepAlive::default())
+                // The head's part of the request timeout (zero: off); the body's is enforced
+                // by `limits::request_timeout`.
+                .client_request_timeout(request_timeout)
+                .client_disconnect_timeout(Duration::from_secs(1))
+                // Idle keep-alive connections close as soon as a graceful shutdown starts.
+                .graceful_shutdown_signal(move || {
+                    let graceful = graceful.clone();
+                    async move { graceful.notified().await }
+                })
+                .on_connect_ext(move |io: &TcpStream, _: &mut Extensions| tune_socket(io, user_timeout))
+                .upgrade(fn_service(move |(req, framed)| {
+                    let state = ws_state.clone();
+                    let delivery = delivery.clone();
+                    async move {
+                        ws::upgrade::serve(req, framed, state, delivery).await;
+                        Ok::<_, Infallible>(())
+                    }
+                }))
+                // Herald builds no absolute URLs and reads no `ConnectionInfo`, the only users
+                // of `AppConfig`'s host and address.
+                .finish(map_config(app.into_factory(), |_| AppConfig::default()))
+                .tcp();
+            // Past `limits.connections_per_address`, a connection is closed as it is accepted.
+            admit_connections(connections, http)
+        })
+        .map_err(cannot_listen(listeners.addr))?;
+    if let Some((listener, metrics_addr)) = listeners.metrics {
+        let port = listener.local_addr().map_or(0, |addr| addr.port());
+        builder =
+            metrics::listen(builder, listener, metrics, db, metrics_layer).map_err(cannot_listen(metrics_addr))?;
+        log::info!("metrics on http://{}:{port}/metrics", metrics_addr.ip());
+    }
+    Ok(builder.run())
+}
+
 impl Application {
     /// Connects, migrates, starts the hub and binds the listener (port 0 picks a free port).
     /// Must run inside an actix `System`.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        // Checked before anything is touched; connecting to Redis waits until the hub exists.
         let addr = settings.bind_addr().map_err(StartupError::Config)?;
         let metrics_addr = settings.metrics_addr().map_err(StartupError::Config)?;
-        // Checked before anything is touched; connecting waits until the hub exists.
         let redis = settings
             .redis_url()
             .map(|url| RedisConfig::parse(url, &settings.redis_channel_prefix))
             .transpose()
             .map_err(StartupError::Layer)?;
         let connections = ConnectionCounts::new(&settings.limits).map_err(StartupError::Config)?;
-        let db = connect_database(&settings).await?;
-        Migrator::up(&db, None).await.map_err(StartupError::Migration)?;
-        let writer_db = connect_writer(&settings, &db).await?;
 
+        let (db, writer_db) = open_database(&settings).await?;
         let auth = Arc::new(AuthService::new(db.clone(), settings.auth.token_lifetime_hours));
-        match (&settings.admin_username, &settings.admin_password) {
-            (Some(user), Some(password)) => {
-                ensure_admin(&auth, user, password).await?;
-                log::info!("bootstrap admin {user:?} is ready");
-            }
-            // Only a hint for the operator: a failed look-up does not stop the start.
-            (None, None) => match has_admin(&db).await {
-                Ok(true) => {}
-                Ok(false) => log::warn!("no admin account yet: make one with `herald create-admin NAME`"),
-                Err(e) => log::warn!("cannot check for an admin account: {e}"),
-            },
-            _ => {
-                return Err(StartupError::Config(
-                    "invalid configuration: set both HERALD_ADMIN_USERNAME and HERALD_ADMIN_PASSWORD, or neither"
-                        .into(),
-                ));
-            }
-        }
-
-        let listener = bind(addr).map_err(|source| StartupError::Bind {
-            addr: addr.to_string(),
-            source,
-        })?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| StartupError::Bind {
-                addr: addr.to_string(),
-                source,
-            })?
-            .port();
-        let metrics_listener = metrics_addr
-            .map(|addr| {
-                bind(addr).map_err(|source| StartupError::Bind {
-                    addr: addr.to_string(),
-                    source,
-                })
-            })
-            .transpose()?;
-        let metrics_port = metrics_listener
-            .as_ref()
-            .and_then(|listener| listener.local_addr().ok())
-            .map(|addr| addr.port());
+        bootstrap_admin(&settings, &auth, &db).await?;
+        let listeners = Listeners::bind(addr, metrics_addr)?;
         let metrics =
             Arc::new(Metrics::new(redis.is_some()).map_err(|e| StartupError::Config(format!("metrics: {e}")))?);
+        let hub = start_hub(&settings, &db, redis, &auth, &metrics).await?;
 
-        // Where the hub starts to watch for what other nodes create (several nodes only).
-        let newest = if redis.is_some() {
-            catch_up::newest_ids(&db).await.map_err(StartupError::Query)?
-        } else {
-            (0, 0)
-        };
-        let layer_status = LayerStatus::new(true);
-        let announcements_changed = Arc::new(tokio::sync::Notify::new());
-        let heartbeat = settings.websocket.heartbeat_interval();
-        // The Redis task needs the hub's address and the hub owns the layer: create them together.
-        let hub = NotificationHub::create(|ctx| {
-            let layer = match redis {
-                None => ChannelLayer::InProcess,
-                Some(redis) => {
-                    let hub = ctx.address().downgrade().recipient();
-                    ChannelLayer::Redis(redis.start(hub, layer_status.clone(), auth.clone()))
-                }
-            };
-            NotificationHub::new(layer, auth.clone(), heartbeat, metrics.clone())
-                .watching_announcements(announcements_changed.clone())
-                .catching_up_from(db.clone(), newest)
-        });
-        // Entity hooks anywhere in this actix System now reach this hub.
-        entity::broadcast::subscribe(hub.clone().recipient());
-        // Before serving: a push must never slip past a mute the hub has not loaded yet.
-        hub.send(LoadMutedTypes { db: db.clone() })
-            .await
-            .map_err(|e| StartupError::Config(format!("the hub stopped while starting: {e}")))?
-            .map_err(|source| StartupError::Database {
-                url: redact(&settings.database_url()),
-                source,
-            })?;
-        announcement_expiry::start(db.clone(), hub.downgrade(), announcements_changed);
-        retention::start(db.clone(), settings.retention.clone());
+        // Where this server's saves go once committed: its hub, and its caches' versions.
+        let versions = Arc::new(CacheVersions::default());
+        let outbox = Outbox::new(hub.addr.clone(), versions.clone());
+        announcement_expiry::start(db.clone(), hub.addr.downgrade(), hub.announcements_changed);
+        retention::start(db.clone(), settings.retention.clone(), versions.clone());
 
+        let port = listeners.port;
+        let metrics_port = listeners.metrics_port();
         let settings = Arc::new(settings);
         let state = web::Data::new(AppState {
             db: db.clone(),
-            hub: hub.clone(),
+            hub: hub.addr.clone(),
+            notification_writer: NotificationWriter::start(writer_db, &outbox),
+            outbox,
             auth,
             allowed_origins: Arc::new(settings.effective_origins(port)),
             settings: settings.clone(),
-            layer: layer_status,
-            live_globals: Default::default(),
-            notification_lists: ListCache::new(settings.redis_url().is_none()),
-            notification_writer: NotificationWriter::start(writer_db),
-            metrics: metrics.clone(),
+            layer: hub.layer,
+            live_globals: LiveListCache::new(versions.clone()),
+            notification_lists: ListCache::new(settings.redis_url().is_none(), versions),
+            metrics,
+            session_ids: ws::SessionIds::default(),
             sockets: SocketCounts::new(settings.limits.sockets_per_user),
-            connections: connections.clone(),
+            connections,
             http_limits: HttpLimits::new(&settings.limits),
         });
-        let request_timeout = settings.limits.request_timeout();
-        let metrics_layer = state.layer.clone();
-        let json_config = web::JsonConfig::default()
-            .limit(settings.limits.body_bytes)
-            .error_handler(error::json_error);
-        let user_timeout = settings.websocket.client_timeout();
-
-        let workers = if settings.workers == 0 {
-            std::thread::available_parallelism().map_or(2, |n| n.get())
-        } else {
-            settings.workers
-        };
-
-        // actix-web's `HttpServer` cannot take an upgrade handler, so the same stack is assembled
-        // from its parts: actix-server workers running actix-http's `HttpService` around the App,
-        // plus `ws::upgrade`, which gets WebSocket handshakes together with their connection.
-        let builder = ServerBuilder::default();
-        let graceful = builder.graceful_shutdown_signal();
-        let mut builder = builder
-            .backlog(LISTEN_BACKLOG as u32)
-            .workers(workers)
-            .disable_signals()
-            .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
-            .listen("herald", listener, move || {
-                let graceful = graceful.clone();
-                let ws_state = state.clone();
-                let connections = connections.clone();
-                let app = App::new()
-                    .app_data(state.clone())
-                    .app_data(json_config.clone())
-                    .app_data(web::PathConfig::default().error_handler(error::path_error))
-                    .app_data(web::QueryConfig::default().error_handler(error::query_error))
-                    .wrap(ErrorHandlers::new().default_handler(error::ensure_json_body))
-                    .wrap(from_fn(http_conventions::json_ends_with_newline))
-                    .wrap(from_fn(move |req, next| {
-                        limits::request_timeout::enforce(request_timeout, req, next)
-                    }))
-                    // Method, path, status, time: never headers, cookies or query strings.
-                    .wrap(
-                        Logger::new("%{method}xi %U %s %Dms")
-                            .custom_request_replace("method", |req| req.method().to_string()),
-                    )
-                    .wrap(from_fn(metrics::observe_requests))
-                    .configure(routes::config)
-                    .default_service(web::to(http_conventions::redirect_or_not_found));
-                let http = HttpService::build()
-                    .keep_alive(KeepAlive::default())
-                    // The head's part of the request timeout (zero: off); the body's is enforced
-                    // by `limits::request_timeout`.
-                    .client_request_timeout(request_timeout)
-                    .client_disconnect_timeout(Duration::from_secs(1))
-                    // Idle keep-alive connections close as soon as a graceful shutdown starts.
-                    .graceful_shutdown_signal(move || {
-                        let graceful = graceful.clone();
-                        async move { graceful.notified().await }
-                    })
-                    .on_connect_ext(move |io: &TcpStream, _: &mut Extensions| tune_socket(io, user_timeout))
-                    .upgrade(fn_service(move |(req, framed)| {
-                        let state = ws_state.clone();
-                        async move {
-                            ws::upgrade::serve(req, framed, state).await;
-                            Ok::<_, Infallible>(())
-                        }
-                    }))
-                    // Herald builds no absolute URLs and reads no `ConnectionInfo`, the only users
-                    // of `AppConfig`'s host and address.
-                    .finish(map_config(app.into_factory(), |_| AppConfig::default()))
-                    .tcp();
-                // Past `limits.connections_per_address`, a connection is closed as it is accepted.
-                admit_connections(connections, http)
-            })
-            .map_err(|source| StartupError::Bind {
-                addr: addr.to_string(),
-                source,
-            })?;
-        if let (Some(listener), Some(metrics_addr)) = (metrics_listener, metrics_addr) {
-            builder = metrics::listen(builder, listener, metrics, db.clone(), metrics_layer).map_err(|source| {
-                StartupError::Bind {
-                    addr: metrics_addr.to_string(),
-                    source,
-                }
-            })?;
-            log::info!(
-                "metrics on http://{}:{}/metrics",
-                metrics_addr.ip(),
-                metrics_port.unwrap_or(0)
-            );
-        }
-        let server = builder.run();
+        let outbox = state.outbox.clone();
+        let server = http_server(state, listeners, db.clone())?;
 
         Ok(Self {
             port,
             metrics_port,
             server,
-            hub,
+            hub: hub.addr,
+            outbox,
             db,
         })
     }
@@ -386,6 +467,12 @@ impl Application {
     /// The database connection the server uses.
     pub fn db(&self) -> DatabaseConnection {
         self.db.clone()
+    }
+
+    /// Where this server's saves go: run a save in its scope (`Outbox::scope`) to have it
+    /// pushed by this server, as tests and embedders saving outside a request do.
+    pub fn outbox(&self) -> Outbox {
+        self.outbox.clone()
     }
 
     /// Stops the server as a signal would: sockets get 1001, requests finish, then it returns.

@@ -1,4 +1,5 @@
-//! What every handler shares: the database, the hub, the credential service and the settings.
+//! What every handler shares: the database, the hub and this server's outbox, the credential
+//! service and the settings.
 use std::sync::Arc;
 
 use actix::Addr;
@@ -11,12 +12,16 @@ use crate::{
     layer::LayerStatus,
     limits::{HttpLimits, connections::ConnectionCounts, sockets::SocketCounts},
     metrics::Metrics,
+    outbox::Outbox,
     services::{global_notifications::LiveListCache, group_commit::NotificationWriter, notifications::ListCache},
+    ws::SessionIds,
 };
 
 pub struct AppState {
     pub db: DatabaseConnection,
     pub hub: Addr<NotificationHub>,
+    /// Where committed changes go: the hub, and the versions the read caches check.
+    pub outbox: Outbox,
     pub auth: Arc<AuthService>,
     pub settings: Arc<Settings>,
     /// Origins allowed to open a cookie-authenticated WebSocket.
@@ -31,6 +36,8 @@ pub struct AppState {
     pub notification_writer: NotificationWriter,
     /// This server's Prometheus series (`metrics`).
     pub metrics: Arc<Metrics>,
+    /// Ids for this server's WebSocket sessions.
+    pub session_ids: SessionIds,
     /// Open WebSockets per user (`limits.sockets_per_user`).
     pub sockets: Arc<SocketCounts>,
     /// Open connections per client address (`limits.connections_per_address`).

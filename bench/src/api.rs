@@ -93,9 +93,15 @@ impl Api {
         })
     }
 
+    /// The node's URL of `path`, which may carry a query (`/api/notifications/?limit=50`).
     pub fn url(&self, path: &str) -> Url {
         let mut u = self.base.clone();
+        let (path, query) = match path.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path, None),
+        };
         u.set_path(path);
+        u.set_query(query);
         u
     }
 
@@ -228,6 +234,11 @@ mod tests {
         let api = Api::new("http://127.0.0.1:18200/some/path?x=1")?;
         assert_eq!(api.ws_url(), "ws://127.0.0.1:18200/ws/notifications/");
         assert_eq!(api.addr, "127.0.0.1:18200".parse()?);
+        assert_eq!(
+            api.url("/api/notifications/?limit=50").as_str(),
+            "http://127.0.0.1:18200/api/notifications/?limit=50"
+        );
+        assert_eq!(api.url("/healthz").as_str(), "http://127.0.0.1:18200/healthz");
         Ok(())
     }
 }

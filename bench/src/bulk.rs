@@ -151,7 +151,7 @@ async fn probe(
 /// Logs in the admin and a probe user, measures the idle probes, then the bulk request with
 /// the probes running beside it.
 pub async fn run(args: Args) -> anyhow::Result<BulkReport> {
-    let api = Arc::new(Api::new(&args.url)?);
+    let api = Arc::new(Api::new(args.url())?);
     let admin = api
         .login(&args.admin_user, &args.admin_password)
         .await

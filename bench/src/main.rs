@@ -9,6 +9,8 @@
 mod api;
 mod bulk;
 mod floor;
+mod lead;
+mod listen;
 mod procfs;
 mod reconnect;
 mod report;
@@ -20,7 +22,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use clap::parser::ValueSource;
-use clap::{CommandFactory as _, FromArgMatches as _, Parser};
+use clap::{ArgAction, CommandFactory as _, FromArgMatches as _, Parser};
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -31,9 +33,12 @@ use clap::{CommandFactory as _, FromArgMatches as _, Parser};
                   exits non-zero on any lost, duplicated or misdelivered message or failed connect."
 )]
 pub struct Args {
-    /// Base URL of the server under test (loopback only).
-    #[arg(long, default_value = "http://127.0.0.1:8000")]
-    pub url: String,
+    /// Base URL of the server under test (loopback only). Several nodes of one deployment:
+    /// repeat it or give a comma-separated list; the sockets go round-robin over them, and
+    /// registrations, logins, creates and REST go to the first.
+    #[arg(long = "url", alias = "urls", value_delimiter = ',', action = ArgAction::Append,
+          default_value = "http://127.0.0.1:8000")]
+    pub urls: Vec<String>,
     #[arg(long, default_value = "admin")]
     pub admin_user: String,
     #[arg(long, default_value = "admin-pass-123")]
@@ -44,9 +49,27 @@ pub struct Args {
     /// WebSockets to open, spread round-robin over the users.
     #[arg(long, default_value_t = 10_000)]
     pub sockets: usize,
-    /// PID of the server process, for RSS and CPU figures from /proc.
-    #[arg(long)]
-    pub pid: Option<u32>,
+    /// PID of the server process, for RSS and CPU figures from /proc. Several nodes: one per
+    /// --url, in the same order (repeated or comma-separated); figures are summed over them
+    /// and also given per node.
+    #[arg(long = "pid", value_delimiter = ',', action = ArgAction::Append)]
+    pub pids: Vec<u32>,
+    /// Child processes that hold the sockets (0: this process holds them). One process may
+    /// hold only so many files, so 100,000 sockets need several: each listener registers its
+    /// own share of --users, opens its even share of --sockets (over every --url) and records
+    /// each global it gets; this process creates the globals and merges what they saw.
+    /// Phases connect and global only.
+    #[arg(long, default_value_t = 0)]
+    pub listeners: usize,
+    /// Be listener number K of a driver (the driver starts its listeners so).
+    #[arg(long, hide = true)]
+    pub listen: Option<usize>,
+    /// Listener: the driver's run id (its globals' titles start with it).
+    #[arg(long, hide = true)]
+    pub run_id: Option<String>,
+    /// Listener: index of its first socket among all the driver's.
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub socket_base: usize,
     /// Global fan-out rounds.
     #[arg(long, default_value_t = 5)]
     pub rounds: usize,
@@ -89,7 +112,12 @@ pub struct Args {
     /// Write the JSON report here.
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// Phases to run (comma-separated subset of connect,global,peruser,rest; or floor alone:
+    /// Inbox phase: notifications given to the large-inbox user (raise the server's retention
+    /// cap above it, e.g. HERALD_RETENTION__MAX_PER_USER=0).
+    #[arg(long, default_value_t = 100_000)]
+    pub inbox_size: usize,
+    /// Phases to run (comma-separated subset of connect,global,peruser,rest,inbox; inbox: the
+    /// list page of 50 for a user with --inbox-size notifications against one with 50; or floor alone:
     /// connect and global against this tool's own ideal server, which needs no --url; reconnect
     /// alone: restart the server under --server-bin and time the catch-up; or bulk alone: one
     /// POST /api/notifications/bulk/ to every account, timed, while --rest-connections loops of
@@ -131,7 +159,16 @@ pub struct Args {
     /// Print a markdown table combining these JSON reports, and exit.
     #[arg(long, num_args = 1.., value_name = "JSON")]
     pub combine: Vec<PathBuf>,
+    /// Print BENCHMARKS.md's lead table from the reports bench/lead-table.sh wrote into DIR
+    /// (medians over its runs, ratios, targets), and exit.
+    #[arg(long, value_name = "DIR")]
+    pub lead_table: Option<PathBuf>,
 }
+
+/// Phases that run with others, in the order they run.
+const PHASES: [&str; 5] = ["connect", "global", "peruser", "rest", "inbox"];
+/// Phases that run alone.
+const ALONE: [&str; 3] = ["floor", "reconnect", "bulk"];
 
 impl Args {
     /// Smoke mode shrinks every size that was not given explicitly.
@@ -179,11 +216,59 @@ impl Args {
         self.phases.split(',').any(|p| p.trim() == name)
     }
 
+    /// The first node's URL: the one registrations, logins, creates and REST go to.
+    pub fn url(&self) -> &str {
+        self.urls.first().map_or("http://127.0.0.1:8000", String::as_str)
+    }
+
     fn validate(&self) -> anyhow::Result<()> {
         for p in self.phases.split(',') {
-            if !["connect", "global", "peruser", "rest", "floor", "reconnect", "bulk"].contains(&p.trim()) {
-                bail!("unknown phase {p:?} (connect, global, peruser, rest; or floor, reconnect or bulk, alone)");
+            if !PHASES.contains(&p.trim()) && !ALONE.contains(&p.trim()) {
+                bail!(
+                    "unknown phase {p:?} (connect, global, peruser, rest, inbox; or floor, reconnect or bulk, alone)"
+                );
             }
+        }
+        if self.urls.is_empty() || self.urls.len() > 64 {
+            bail!("give 1 to 64 --url values");
+        }
+        let distinct: std::collections::BTreeSet<&String> = self.urls.iter().collect();
+        if distinct.len() != self.urls.len() {
+            bail!("a --url is given twice: each node once");
+        }
+        if !self.pids.is_empty() && self.pids.len() != self.urls.len() {
+            bail!(
+                "{} --pid values for {} --url values: give one per node, in the same order",
+                self.pids.len(),
+                self.urls.len()
+            );
+        }
+        if self.urls.len() > 1
+            && let Some(p) = ALONE.iter().find(|p| self.has_phase(p))
+        {
+            bail!("the {p} phase takes one --url");
+        }
+        if self.listeners > 0 {
+            if self.listeners > 64 {
+                bail!("--listeners is at most 64");
+            }
+            if !self.has_phase("connect")
+                || self
+                    .phases
+                    .split(',')
+                    .any(|p| !["connect", "global"].contains(&p.trim()))
+            {
+                bail!("with --listeners the phases are connect or connect,global (the listeners hold the sockets)");
+            }
+            if self.users < self.listeners || self.sockets < self.listeners {
+                bail!(
+                    "--listeners {0} needs at least {0} users and {0} sockets",
+                    self.listeners
+                );
+            }
+        }
+        if self.has_phase("inbox") && !(1..=1_000_000).contains(&self.inbox_size) {
+            bail!("--inbox-size must be in 1..=1000000");
         }
         if self.has_phase("floor") && self.phases.split(',').count() > 1 {
             bail!("the floor phase runs alone: it opens its own sockets to its own server");
@@ -269,6 +354,10 @@ fn real_main() -> anyhow::Result<std::process::ExitCode> {
         print!("{}", report::combine(&args.combine)?);
         return Ok(std::process::ExitCode::SUCCESS);
     }
+    if let Some(dir) = &args.lead_table {
+        print!("{}", lead::table(dir)?);
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
     if args.smoke {
         args.apply_smoke(&matches);
     }
@@ -276,12 +365,17 @@ fn real_main() -> anyhow::Result<std::process::ExitCode> {
     let nofile = raise_nofile();
     // Each socket is one fd; keep headroom for HTTP connections, the runtime and stdio.
     let headroom = 64 + args.rest_connections as u64 + args.flat_concurrency as u64 + 256;
-    if !args.has_phase("bulk") && args.sockets as u64 + headroom > nofile {
+    // With listeners each child holds its share (and checks it again itself).
+    let held = if args.listeners > 0 {
+        args.sockets.div_ceil(args.listeners)
+    } else {
+        args.sockets
+    };
+    if !args.has_phase("bulk") && held as u64 + headroom > nofile {
         bail!(
-            "--sockets {} needs about {} file descriptors; RLIMIT_NOFILE is {nofile} \
-             (raise `ulimit -n` or ask for fewer sockets)",
-            args.sockets,
-            args.sockets as u64 + headroom
+            "{held} sockets in one process need about {} file descriptors; RLIMIT_NOFILE is {nofile} \
+             (raise `ulimit -n`, ask for fewer sockets or more --listeners)",
+            held as u64 + headroom
         );
     }
     let runtime = if args.threads <= 1 {
@@ -310,6 +404,10 @@ fn real_main() -> anyhow::Result<std::process::ExitCode> {
             std::fs::write(&path, serde_json::to_string_pretty(&report)?)
                 .with_context(|| format!("writing {}", path.display()))?;
         }
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    if args.listen.is_some() {
+        runtime.block_on(listen::serve(args))?;
         return Ok(std::process::ExitCode::SUCCESS);
     }
     let smoke = args.smoke;
@@ -343,6 +441,69 @@ mod tests {
         assert!(validated(&["--phases", "reconnect", "--server-bin", "herald"]).is_ok());
         assert!(validated(&["--phases", "reconnect"]).is_err());
         assert!(validated(&["--phases", "reconnect,global", "--server-bin", "herald"]).is_err());
+    }
+
+    fn parsed(args: &[&str]) -> Args {
+        Args::try_parse_from(std::iter::once("herald-bench").chain(args.iter().copied())).expect("parses")
+    }
+
+    #[test]
+    fn several_nodes_by_repeating_or_listing() {
+        let a = "http://127.0.0.1:18300";
+        let b = "http://127.0.0.1:18301";
+        for args in [
+            vec!["--url", a, "--url", b, "--pid", "7", "--pid", "8"],
+            vec!["--url", &format!("{a},{b}"), "--pid", "7,8"],
+            vec!["--urls", &format!("{a},{b}"), "--pid", "7,8"],
+        ] {
+            let p = parsed(&args);
+            assert_eq!(p.urls, [a, b], "{args:?}");
+            assert_eq!(p.pids, [7, 8], "{args:?}");
+            assert_eq!(p.url(), a);
+            assert!(p.validate().is_ok());
+        }
+        assert_eq!(parsed(&[]).urls, ["http://127.0.0.1:8000"]);
+        // Options given twice still take the last (compare.sh appends --phases after extras).
+        assert_eq!(parsed(&["--phases", "rest", "--phases", "floor"]).phases, "floor");
+        let err = validated(&["--url", &format!("{a},{b}"), "--pid", "7"]).expect_err("one pid for two nodes");
+        assert!(err.to_string().contains("one per node"), "{err}");
+        assert!(validated(&["--url", &format!("{a},{a}")]).is_err());
+        assert!(validated(&["--url", &format!("{a},{b}"), "--phases", "bulk"]).is_err());
+    }
+
+    #[test]
+    fn listeners_hold_sockets_for_connect_and_global_only() {
+        assert!(
+            validated(&[
+                "--listeners",
+                "6",
+                "--sockets",
+                "100000",
+                "--users",
+                "1000",
+                "--phases",
+                "connect,global"
+            ])
+            .is_ok()
+        );
+        assert!(validated(&["--listeners", "2", "--phases", "connect"]).is_ok());
+        assert!(
+            validated(&["--listeners", "2"]).is_err(),
+            "the default phases include per-user and REST"
+        );
+        assert!(
+            validated(&["--listeners", "2", "--phases", "global"]).is_err(),
+            "global needs connect"
+        );
+        assert!(validated(&["--listeners", "3", "--users", "2", "--phases", "connect"]).is_err());
+        assert!(validated(&["--listeners", "65", "--phases", "connect"]).is_err());
+    }
+
+    #[test]
+    fn the_inbox_phase_runs_with_others() {
+        assert!(validated(&["--phases", "connect,rest,inbox"]).is_ok());
+        assert!(validated(&["--phases", "inbox", "--inbox-size", "0"]).is_err());
+        assert!(validated(&["--phases", "inbox", "--inbox-size", "1000001"]).is_err());
     }
 
     #[test]

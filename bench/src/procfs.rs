@@ -80,14 +80,43 @@ pub fn loadavg1() -> Option<f64> {
         .ok()
 }
 
+/// Resident set sizes of several processes: their sum (`None` unless every one was read)
+/// and each one's.
+pub fn rss_sum_kib(pids: &[u32]) -> (Option<u64>, Vec<Option<u64>>) {
+    let each: Vec<Option<u64>> = pids.iter().map(|&p| rss_kib(p)).collect();
+    (sum_all(&each), each)
+}
+
+/// User and system CPU seconds of several processes, summed (`None` unless every one was read).
+pub fn cpu_split_sum(pids: &[u32]) -> Option<(f64, f64)> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().try_fold((0.0, 0.0), |(u, s), &p| {
+        let (pu, ps) = cpu_split(p)?;
+        Some((u + pu, s + ps))
+    })
+}
+
+/// The sum of every value, or `None` when there are none or one is missing: a figure summed
+/// over nodes must not silently leave a node out.
+pub fn sum_all<T: Copy + std::iter::Sum<T>>(values: &[Option<T>]) -> Option<T> {
+    if values.is_empty() {
+        return None;
+    }
+    values.iter().copied().sum()
+}
+
 /// CPU figures of one stretch of a run.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct CpuUse {
-    /// The server process (when --pid was given).
+    /// The server processes (when --pid was given), summed over them.
     pub server: Option<f64>,
+    /// Each server process's, in --pid's order.
+    pub per_server: Vec<Option<f64>>,
     /// This tool.
     pub bench: Option<f64>,
-    /// Everything else on the machine: busy CPU of all cores less server and tool
+    /// Everything else on the machine: busy CPU of all cores less servers and tool
     /// (softirq and steal apart). Well above zero means a shared, busy machine.
     pub other: Option<f64>,
     /// Softirq time of all cores (mostly loopback networking of the run itself).
@@ -96,12 +125,22 @@ pub struct CpuUse {
     pub steal: Option<f64>,
 }
 
-/// CPU meter over one stretch of a run: server (when a pid is known), this tool, the rest.
+/// CPU meter over one stretch of a run: the servers (when pids are known), this tool (with its
+/// listener processes, if any), the rest.
 pub struct CpuMeter {
-    pid: Option<u32>,
-    server0: Option<f64>,
+    pids: Vec<u32>,
+    server0: Vec<Option<f64>>,
+    /// The tool's other processes (listeners), counted as the tool's.
+    tool_pids: Vec<u32>,
     self0: Option<f64>,
     machine0: Option<MachineCpu>,
+}
+
+/// CPU seconds of this process and of `others`, summed.
+fn tool_cpu_secs(others: &[u32]) -> Option<f64> {
+    others
+        .iter()
+        .try_fold(self_cpu_secs()?, |sum, &p| Some(sum + cpu_secs(p)?))
 }
 
 fn delta(now: Option<f64>, then: Option<f64>) -> Option<f64> {
@@ -109,24 +148,37 @@ fn delta(now: Option<f64>, then: Option<f64>) -> Option<f64> {
 }
 
 impl CpuMeter {
-    pub fn start(pid: Option<u32>) -> Self {
+    pub fn start(pids: &[u32]) -> Self {
+        Self::start_with_tool(pids, &[])
+    }
+
+    /// A meter that counts the processes `tool_pids` as part of this tool.
+    pub fn start_with_tool(pids: &[u32], tool_pids: &[u32]) -> Self {
         Self {
-            pid,
-            server0: pid.and_then(cpu_secs),
-            self0: self_cpu_secs(),
+            pids: pids.to_vec(),
+            server0: pids.iter().map(|&p| cpu_secs(p)).collect(),
+            tool_pids: tool_pids.to_vec(),
+            self0: tool_cpu_secs(tool_pids),
             machine0: machine_cpu(),
         }
     }
 
     /// CPU seconds used since `start`.
     pub fn read(&self) -> CpuUse {
-        let server = delta(self.pid.and_then(cpu_secs), self.server0);
-        let bench = delta(self_cpu_secs(), self.self0);
+        let per_server: Vec<Option<f64>> = self
+            .pids
+            .iter()
+            .zip(&self.server0)
+            .map(|(&p, &then)| delta(cpu_secs(p), then))
+            .collect();
+        let server = sum_all(&per_server);
+        let bench = delta(tool_cpu_secs(&self.tool_pids), self.self0);
         let now = machine_cpu();
         let busy = delta(now.map(|m| m.busy), self.machine0.map(|m| m.busy));
         let other = busy.map(|m| (m - bench.unwrap_or(0.0) - server.unwrap_or(0.0)).max(0.0));
         CpuUse {
             server,
+            per_server,
             bench,
             other,
             softirq: delta(now.map(|m| m.softirq), self.machine0.map(|m| m.softirq)),
@@ -148,5 +200,27 @@ mod tests {
         assert!(cpu_split(pid).is_some_and(|(u, s)| u >= 0.0 && s >= 0.0));
         assert!(machine_cpu().is_some());
         assert!(loadavg1().is_some());
+    }
+
+    #[test]
+    fn sums_over_servers_leave_none_out() {
+        assert_eq!(sum_all(&[Some(2u64), Some(3)]), Some(5));
+        assert_eq!(sum_all(&[Some(2u64), None]), None);
+        assert_eq!(sum_all::<u64>(&[]), None);
+        let me = std::process::id();
+        let (sum, each) = rss_sum_kib(&[me, me]);
+        assert_eq!(each.len(), 2);
+        assert!(sum.is_some_and(|s| s >= each[0].unwrap_or(u64::MAX)));
+        // A process that does not exist (pid_max is below 2^22) makes the sum unknown.
+        assert_eq!(rss_sum_kib(&[me, 4_194_305]).0, None);
+        let meter = CpuMeter::start(&[me, me]);
+        let cpu = meter.read();
+        assert_eq!(cpu.per_server.len(), 2);
+        assert!(cpu.server.is_some());
+        assert!(CpuMeter::start(&[]).read().server.is_none());
+        // The tool's own processes: counted as the tool's (here, this one twice).
+        let tool = CpuMeter::start_with_tool(&[], &[me]).read();
+        assert!(tool.bench.is_some() && tool.server.is_none());
+        assert!(CpuMeter::start_with_tool(&[], &[4_194_305]).read().bench.is_none());
     }
 }

@@ -390,7 +390,7 @@ pub async fn run(args: &Args) -> anyhow::Result<ReconnectReport> {
         .server_bin
         .clone()
         .ok_or_else(|| anyhow!("--phases reconnect needs --server-bin (this tool starts and kills the server)"))?;
-    let api = Api::new(&args.url)?;
+    let api = Api::new(args.url())?;
     let bind = api.addr.to_string();
     let creator_addr = std::net::SocketAddr::new(api.addr.ip(), args.creator_port);
     let creator = Api::new(&format!("http://{creator_addr}"))?;
@@ -543,7 +543,7 @@ pub async fn run(args: &Args) -> anyhow::Result<ReconnectReport> {
         "reconnect: server back after {:.2} s; waiting for the fleet",
         report.down_secs
     );
-    let meter = CpuMeter::start(Some(server.pid()));
+    let meter = CpuMeter::start(&[server.pid()]);
     wait_until("catch-up", RECONNECT_BOUND, || {
         fleet.caught.load(Ordering::Relaxed) + gave_up(&fleet) >= opened
     })

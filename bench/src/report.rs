@@ -50,7 +50,10 @@ impl CpuBeside {
 pub struct Report {
     pub tool: &'static str,
     pub label: String,
+    /// The first node: registrations, logins, creates and REST go there.
     pub url: String,
+    /// Every node, in --url's order; the sockets go round-robin over them.
+    pub urls: Vec<String>,
     pub run: String,
     pub smoke: bool,
     pub params: BTreeMap<String, Value>,
@@ -59,6 +62,11 @@ pub struct Report {
     pub global: Option<Global>,
     pub peruser: Option<PerUser>,
     pub rest: Option<Rest>,
+    pub inbox: Option<Inbox>,
+    /// Each node's share of the sockets and its own figures (summed in the phases above).
+    pub nodes: Vec<Node>,
+    /// The listener processes that held the sockets (empty: this process held them).
+    pub listeners: Vec<ListenerShare>,
     /// The floor phase's ideal server (its connect and global figures are in `connect`/`global`).
     pub floor: Option<FloorInfo>,
     /// Sockets the server closed (or that broke) during the run, by reason.
@@ -73,6 +81,48 @@ pub struct Report {
     /// 1-minute load average at start and end: how busy the shared machine was.
     pub loadavg_start: Option<f64>,
     pub loadavg_end: Option<f64>,
+}
+
+/// One node of the deployment under test.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Node {
+    pub url: String,
+    pub pid: Option<u32>,
+    /// Sockets open to it after the connect phase.
+    pub sockets: usize,
+    pub rss_before_connect_kib: Option<u64>,
+    pub rss_after_connect_kib: Option<u64>,
+    pub kib_per_socket: Option<f64>,
+    pub connect_cpu_s: Option<f64>,
+    pub global_cpu_s: Option<f64>,
+}
+
+/// One listener process: its share of the users and sockets.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct ListenerShare {
+    pub index: usize,
+    pub pid: u32,
+    pub users: usize,
+    pub sockets_requested: usize,
+    pub sockets_connected: usize,
+    /// The listener's resident memory with its sockets open, KiB.
+    pub rss_kib: Option<u64>,
+}
+
+/// The list page of 50 for a user with many notifications against one with 50.
+#[derive(Debug, Default, Serialize)]
+pub struct Inbox {
+    /// Notifications of the large-inbox user.
+    pub size: usize,
+    /// Creating them through the admin API.
+    pub fill_secs: f64,
+    pub fill_per_s: Option<f64>,
+    /// `GET /api/notifications/?limit=50` as the user with 50.
+    pub small: Option<RestRun>,
+    /// The same as the user with `size`.
+    pub large: Option<RestRun>,
+    /// req/s of the large over the small.
+    pub large_to_small: Option<f64>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -132,6 +182,15 @@ pub struct GlobalRound {
     pub latency: Option<Dist>,
     pub timed_out: bool,
     pub error: Option<String>,
+    /// Every socket expected got it, each exactly once.
+    pub complete: bool,
+}
+
+impl GlobalRound {
+    /// Every socket expected got it, each exactly once.
+    pub fn reached_every_socket_once(&self) -> bool {
+        self.expected > 0 && self.delivered == self.expected && self.lost == 0 && self.duplicated == 0
+    }
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -143,6 +202,8 @@ pub struct Global {
     pub lost: usize,
     pub duplicated: usize,
     pub late: usize,
+    /// Rounds that reached every socket exactly once.
+    pub complete_rounds: usize,
     pub latency: Option<Dist>,
     /// Deliveries over the summed fan-out spans (POST sent → last arrival) of all rounds.
     pub deliveries_per_s: Option<f64>,
@@ -246,6 +307,28 @@ pub fn summary(r: &Report) -> String {
     let mut rows: Vec<(String, String)> = Vec::new();
     let mut row = |k: &str, v: String| rows.push((k.to_owned(), v));
     row("label", format!("{} ({})", r.label, r.url));
+    if r.nodes.len() > 1 || !r.listeners.is_empty() {
+        let socks: Vec<String> = r.nodes.iter().map(|n| n.sockets.to_string()).collect();
+        row(
+            "nodes: sockets each",
+            format!("{} ({})", r.nodes.len(), socks.join(" / ")),
+        );
+        let kib: Vec<String> = r.nodes.iter().map(|n| opt(n.kib_per_socket, 2)).collect();
+        row("nodes: KiB per socket each", kib.join(" / "));
+    }
+    if !r.listeners.is_empty() {
+        let l: Vec<String> = r.listeners.iter().map(|l| l.sockets_connected.to_string()).collect();
+        row(
+            "listener processes: sockets each",
+            format!("{} ({})", r.listeners.len(), l.join(" / ")),
+        );
+        let mib: Vec<String> = r
+            .listeners
+            .iter()
+            .map(|l| l.rss_kib.map_or("n/a".into(), |k| format!("{:.0}", k as f64 / 1024.0)))
+            .collect();
+        row("listener processes: RSS MiB each", mib.join(" / "));
+    }
     if let Some(a) = &r.auth {
         row(
             "users registered+logged in",
@@ -282,10 +365,11 @@ pub fn summary(r: &Report) -> String {
         row(
             "global: delivered / expected",
             format!(
-                "{} / {} over {} rounds (lost {}, dup {}, late {})",
+                "{} / {} over {} rounds, {} complete (lost {}, dup {}, late {})",
                 g.delivered,
                 g.expected,
                 g.rounds.len(),
+                g.complete_rounds,
                 g.lost,
                 g.duplicated,
                 g.late
@@ -367,6 +451,31 @@ pub fn summary(r: &Report) -> String {
             };
             row(&format!("GET {}", run.endpoint), v);
         }
+    }
+    if let Some(i) = &r.inbox {
+        row(
+            "inbox: fill",
+            format!(
+                "{} notifications in {:.1} s ({}/s)",
+                i.size,
+                i.fill_secs,
+                opt(i.fill_per_s, 0)
+            ),
+        );
+        for (name, run) in [("50", &i.small), ("large", &i.large)] {
+            if let Some(run) = run {
+                row(
+                    &format!("inbox: GET ?limit=50, user with {name}"),
+                    format!(
+                        "{} {} req/s, ms p50/p99/max {}",
+                        run.status,
+                        opt(run.requests_per_s, 0),
+                        dist_cell(&run.latency)
+                    ),
+                );
+            }
+        }
+        row("inbox: large ÷ 50 (req/s)", opt(i.large_to_small, 2));
     }
     // CPU seconds per stretch: who used the two cores (others = the rest of the machine).
     let mut cpu: Vec<(String, [Option<f64>; 5])> = Vec::new();
@@ -497,6 +606,20 @@ pub fn markdown(reports: &[Value]) -> String {
         ),
         ("users", Box::new(|v| num(v, "auth.users", 0))),
         (
+            "nodes (sockets each)",
+            Box::new(|v| {
+                let nodes = at(v, "nodes").and_then(Value::as_array);
+                match nodes {
+                    _ if at(v, "connect").is_none_or(Value::is_null) => "n/a".to_owned(),
+                    Some(n) if !n.is_empty() => {
+                        let each: Vec<String> = n.iter().map(|n| num(n, "sockets", 0)).collect();
+                        format!("{} ({})", n.len(), each.join(" / "))
+                    }
+                    _ => "1".to_owned(),
+                }
+            }),
+        ),
+        (
             "connect rate (handshakes/s)",
             Box::new(|v| num(v, "connect.handshakes_per_s", 0)),
         ),
@@ -536,6 +659,18 @@ pub fn markdown(reports: &[Value]) -> String {
                     "{} / {}",
                     num(v, "global.server_user_us_per_delivery", 2),
                     num(v, "global.server_system_us_per_delivery", 2)
+                )
+            }),
+        ),
+        (
+            "global rounds complete / run",
+            Box::new(|v| {
+                format!(
+                    "{} / {}",
+                    num(v, "global.complete_rounds", 0),
+                    at(v, "global.rounds")
+                        .and_then(Value::as_array)
+                        .map_or("n/a".into(), |r| r.len().to_string())
                 )
             }),
         ),
@@ -601,6 +736,18 @@ pub fn markdown(reports: &[Value]) -> String {
             Box::new(|v| rest_cell(v, "/api/global-notifications/")),
         ),
         (
+            "GET ?limit=50: user with 50 / with the inbox size (req/s)",
+            Box::new(|v| match at(v, "inbox").filter(|i| !i.is_null()) {
+                Some(i) => format!(
+                    "{} / {} ({})",
+                    num(i, "small.requests_per_s", 0),
+                    num(i, "large.requests_per_s", 0),
+                    num(i, "size", 0)
+                ),
+                None => "n/a".into(),
+            }),
+        ),
+        (
             "result",
             Box::new(|v| {
                 if v.get("ok").and_then(Value::as_bool) == Some(true) {
@@ -621,7 +768,44 @@ pub fn markdown(reports: &[Value]) -> String {
     let _ = writeln!(out, "| --- |{}", " ---: |".repeat(labels.len()));
     for (name, cell) in &rows {
         let cells: Vec<String> = reports.iter().map(cell).collect();
+        // A figure no report has (the inbox of a run without that phase, say) is left out.
+        if cells.iter().all(|c| unmeasured(c)) {
+            continue;
+        }
         let _ = writeln!(out, "| {name} | {} |", cells.join(" | "));
     }
     out
+}
+
+/// A cell with nothing measured in it ("n/a", "n/a / n/a", ...).
+fn unmeasured(cell: &str) -> bool {
+    cell.split_whitespace()
+        .map(|w| w.trim_matches(['(', ')']))
+        .filter(|w| !w.is_empty() && *w != "/")
+        .all(|w| w == "n/a")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_combined_table_leaves_out_figures_no_report_has() {
+        let floor = json!({"label": "floor", "ok": true,
+            "connect": {"connected": 10, "requested": 10, "handshakes_per_s": 900.0},
+            "global": {"deliveries_per_s": 5000.0, "complete_rounds": 3, "rounds": [{}, {}, {}]}});
+        let inbox = json!({"label": "herald", "ok": false, "problems": ["x"],
+            "inbox": {"size": 100, "small": {"requests_per_s": 800.0}, "large": {"requests_per_s": 500.0}}});
+        let table = markdown(&[floor, inbox]);
+        assert!(table.contains("| connect rate (handshakes/s) | 900 | n/a |"), "{table}");
+        assert!(
+            table.contains("| global rounds complete / run | 3 / 3 | n/a / n/a |"),
+            "{table}"
+        );
+        assert!(table.contains("| n/a | 800 / 500 (100) |"), "{table}");
+        assert!(table.contains("| result | ok | 1 problem(s) |"), "{table}");
+        assert!(!table.contains("per-user flat out"), "{table}");
+        assert!(unmeasured("n/a / n/a") && unmeasured("n/a") && !unmeasured("0 / n/a"));
+    }
 }

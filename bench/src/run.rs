@@ -13,39 +13,50 @@ use tokio::sync::Semaphore;
 use crate::Args;
 use crate::api::{Api, Login, http_client, snippet};
 use crate::floor::{self, FloorProcess};
-use crate::procfs::{self, CpuMeter};
+use crate::procfs::{self, CpuMeter, CpuUse};
 use crate::report::{
-    Auth, Connect, CpuBeside, FloorInfo, Global, GlobalRound, PerUser, PerUserRun, Report, Rest, RestRun,
+    Auth, Connect, CpuBeside, FloorInfo, Global, GlobalRound, Inbox, Node, PerUser, PerUserRun, Report, Rest, RestRun,
 };
-use crate::sockets::{self, Event, Phase, Shared, Socket, Target};
+use crate::sockets::{self, Event, Layout, Phase, Shared, Socket, Target};
 use crate::stats::{dist, mix, rate, round1, round3};
 
 /// Notifications given to the REST user before the list benchmark.
 const REST_LIST_SIZE: usize = 50;
 /// After the expected count arrived, wait this long for duplicates or strays.
-const GRACE: Duration = Duration::from_millis(250);
+pub(crate) const GRACE: Duration = Duration::from_millis(250);
+/// Pause between global rounds.
+pub(crate) const BETWEEN_ROUNDS: Duration = Duration::from_millis(200);
 /// Bound on creates in flight during the fixed-rate run (open loop).
 const RATE_MAX_IN_FLIGHT: usize = 256;
 
-struct Bench {
-    args: Args,
-    api: Arc<Api>,
-    admin: Arc<str>,
-    run: String,
-    password: String,
-    shared: Arc<Shared>,
-    users: Vec<Login>,
-    sockets: BTreeMap<u32, Socket>,
+/// One run of the tool (or one listener's share of a run): its settings, the nodes it talks
+/// to, its users and sockets, and the report it fills.
+pub(crate) struct Bench {
+    pub(crate) args: Args,
+    /// The first node: registrations, logins, creates and REST.
+    pub(crate) api: Arc<Api>,
+    /// Every node, in --url's order (the first is `api`).
+    pub(crate) nodes: Vec<Arc<Api>>,
+    pub(crate) admin: Arc<str>,
+    pub(crate) run: String,
+    /// Usernames are `<user_prefix>_<i>`: the run id, and a listener's number.
+    pub(crate) user_prefix: String,
+    pub(crate) password: String,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) users: Vec<Login>,
+    pub(crate) sockets: BTreeMap<u32, Socket>,
+    /// Each handshake's time, µs (a listener sends them to the driver to merge).
+    pub(crate) handshake_micros: Vec<u64>,
     /// The floor's ideal server, kept until the sockets are closed.
     floor: Option<FloorProcess>,
-    report: Report,
+    pub(crate) report: Report,
 }
 
-fn secs(d: f64) -> Duration {
+pub(crate) fn secs(d: f64) -> Duration {
     Duration::from_secs_f64(d)
 }
 
-fn run_id() -> String {
+pub(crate) fn run_id() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
@@ -55,76 +66,27 @@ fn run_id() -> String {
 
 pub async fn run(args: Args) -> anyhow::Result<Report> {
     let started = Instant::now();
-    let api = Arc::new(Api::new(&args.url)?);
     let run = run_id();
+    let floor_only = args.has_phase("floor");
     let label = args.label.clone().unwrap_or_else(|| {
-        if args.has_phase("floor") {
+        if floor_only {
             "floor".to_owned()
         } else {
-            args.url.clone()
+            args.urls.join(",")
         }
     });
-    eprintln!("herald-bench {run}: target {} ({label})", args.url);
-    let mut params = BTreeMap::new();
-    for (k, v) in [
-        ("users", json!(args.users)),
-        ("sockets", json!(args.sockets)),
-        ("rounds", json!(args.rounds)),
-        ("rate", json!(args.rate)),
-        ("rate_secs", json!(args.rate_secs)),
-        ("flat_count", json!(args.flat_count)),
-        ("flat_concurrency", json!(args.flat_concurrency)),
-        ("peruser_sockets", json!(args.peruser_sockets)),
-        ("rest_secs", json!(args.rest_secs)),
-        ("rest_connections", json!(args.rest_connections)),
-        ("connect_concurrency", json!(args.connect_concurrency)),
-        ("source_addrs", json!(args.source_addrs)),
-        ("threads", json!(args.threads)),
-        ("phases", json!(args.phases)),
-        ("pid", json!(args.pid)),
-    ] {
-        params.insert(k.to_owned(), v);
-    }
-    let floor_only = args.has_phase("floor");
+    eprintln!("herald-bench {run}: target {} ({label})", args.urls.join(", "));
     // The floor talks to no server, so it has no admin to log in.
-    let admin_token = if floor_only {
-        String::new()
-    } else {
-        tokio::time::timeout(
-            Duration::from_secs(60),
-            api.login(&args.admin_user, &args.admin_password),
-        )
-        .await
-        .context("admin login timed out")?
-        .context("admin login")?
-        .token
-    };
-    let mut bench = Bench {
-        api,
-        admin: Arc::from(admin_token.as_str()),
-        password: format!("{run}-pw-Secret1"),
-        shared: Arc::new(Shared::new(&run)),
-        users: Vec::new(),
-        sockets: BTreeMap::new(),
-        floor: None,
-        report: Report {
-            tool: "herald-bench",
-            label,
-            url: args.url.clone(),
-            run: run.clone(),
-            smoke: args.smoke,
-            params,
-            loadavg_start: procfs::loadavg1(),
-            ..Report::default()
-        },
-        run,
-        args,
-    };
+    let mut bench = Bench::new(args, run, !floor_only).await?;
+    bench.report.label = label;
     if floor_only {
         bench.floor().await?;
     }
+    if bench.args.listeners > 0 {
+        crate::listen::drive(&mut bench).await?;
+    }
     let need_sockets = ["connect", "global", "peruser"].iter().any(|p| bench.args.has_phase(p));
-    if need_sockets {
+    if need_sockets && bench.args.listeners == 0 {
         bench.auth().await?;
         bench.connect().await;
         if bench.args.has_phase("global") {
@@ -136,6 +98,9 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
     }
     if bench.args.has_phase("rest") {
         bench.rest().await;
+    }
+    if bench.args.has_phase("inbox") {
+        bench.inbox().await;
     }
     bench.finish(started);
     let report = bench.report;
@@ -150,23 +115,108 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
 }
 
 impl Bench {
-    fn problem(&mut self, p: String) {
+    /// A run `run` against --url's nodes, with the admin logged in if `admin` (the floor and
+    /// listeners create nothing).
+    pub(crate) async fn new(args: Args, run: String, admin: bool) -> anyhow::Result<Self> {
+        let nodes = args
+            .urls
+            .iter()
+            .map(|u| Api::new(u).map(Arc::new))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let api = Arc::clone(nodes.first().ok_or_else(|| anyhow!("no --url"))?);
+        let mut params = BTreeMap::new();
+        for (k, v) in [
+            ("users", json!(args.users)),
+            ("sockets", json!(args.sockets)),
+            ("rounds", json!(args.rounds)),
+            ("rate", json!(args.rate)),
+            ("rate_secs", json!(args.rate_secs)),
+            ("flat_count", json!(args.flat_count)),
+            ("flat_concurrency", json!(args.flat_concurrency)),
+            ("peruser_sockets", json!(args.peruser_sockets)),
+            ("rest_secs", json!(args.rest_secs)),
+            ("rest_connections", json!(args.rest_connections)),
+            ("connect_concurrency", json!(args.connect_concurrency)),
+            ("source_addrs", json!(args.source_addrs)),
+            ("threads", json!(args.threads)),
+            ("phases", json!(args.phases)),
+            ("pid", json!(args.pids)),
+            ("listeners", json!(args.listeners)),
+            ("inbox_size", json!(args.inbox_size)),
+        ] {
+            params.insert(k.to_owned(), v);
+        }
+        let admin_token = if admin {
+            tokio::time::timeout(
+                Duration::from_secs(60),
+                api.login(&args.admin_user, &args.admin_password),
+            )
+            .await
+            .context("admin login timed out")?
+            .context("admin login")?
+            .token
+        } else {
+            String::new()
+        };
+        let report_nodes = args
+            .urls
+            .iter()
+            .enumerate()
+            .map(|(i, url)| Node {
+                url: url.clone(),
+                pid: args.pids.get(i).copied(),
+                ..Node::default()
+            })
+            .collect();
+        let user_prefix = match args.listen {
+            Some(k) => format!("{run}l{k}"),
+            None => run.clone(),
+        };
+        Ok(Self {
+            api,
+            nodes,
+            admin: Arc::from(admin_token.as_str()),
+            password: format!("{run}-pw-Secret1"),
+            shared: Arc::new(Shared::new(&run, args.rounds)),
+            users: Vec::new(),
+            sockets: BTreeMap::new(),
+            handshake_micros: Vec::new(),
+            floor: None,
+            report: Report {
+                tool: "herald-bench",
+                label: args.label.clone().unwrap_or_default(),
+                url: args.url().to_owned(),
+                urls: args.urls.clone(),
+                run: run.clone(),
+                smoke: args.smoke,
+                params,
+                nodes: report_nodes,
+                loadavg_start: procfs::loadavg1(),
+                ..Report::default()
+            },
+            user_prefix,
+            run,
+            args,
+        })
+    }
+
+    pub(crate) fn problem(&mut self, p: String) {
         eprintln!("  problem: {p}");
         self.report.problems.push(p);
     }
 
     fn username(&self, i: usize) -> String {
-        format!("{}_{i}", self.run)
+        format!("{}_{i}", self.user_prefix)
     }
 
-    async fn auth(&mut self) -> anyhow::Result<()> {
+    pub(crate) async fn auth(&mut self) -> anyhow::Result<()> {
         let n = self.args.users;
         let conc = self.args.auth_concurrency.max(1);
         let deadline = tokio::time::Instant::now() + secs(self.args.setup_timeout);
         eprintln!("auth: registering and logging in {n} users");
-        let pid = self.args.pid;
-        let rss_before = pid.and_then(procfs::rss_kib);
-        let meter = CpuMeter::start(pid);
+        let pids = self.args.pids.clone();
+        let rss_before = procfs::rss_sum_kib(&pids).0;
+        let meter = CpuMeter::start(&pids);
         let t0 = Instant::now();
         let names: Vec<String> = (0..n).map(|i| self.username(i)).collect();
         let api = &self.api;
@@ -203,43 +253,68 @@ impl Bench {
             register_per_s: rate(n as u64, register_secs),
             login_per_s: rate(n as u64, login_secs),
             server_rss_before_kib: rss_before,
-            server_rss_after_kib: pid.and_then(procfs::rss_kib),
+            server_rss_after_kib: procfs::rss_sum_kib(&pids).0,
             server_cpu_s: meter.read().server.map(round3),
         });
         Ok(())
     }
 
-    async fn connect(&mut self) {
-        let target = Target::new(self.api.addr, self.api.ws_url(), self.args.source_addrs);
+    pub(crate) async fn connect(&mut self) {
+        let targets: Vec<Target> = self
+            .nodes
+            .iter()
+            .map(|api| Target::new(api.addr, api.ws_url(), self.args.source_addrs))
+            .collect();
         let tokens: Vec<String> = self.users.iter().map(|u| u.token.clone()).collect();
-        self.connect_to(&target, &tokens).await;
+        self.connect_to(&targets, &tokens).await;
     }
 
-    /// Opens the sockets to `target` over `tokens`.
-    async fn connect_to(&mut self, target: &Target, tokens: &[String]) {
+    /// Opens the sockets to `targets` (round-robin) over `tokens`.
+    async fn connect_to(&mut self, targets: &[Target], tokens: &[String]) {
         let n = self.args.sockets;
+        let layout = Layout {
+            nodes: targets.len(),
+            users: tokens.len(),
+            base: self.args.socket_base,
+        };
+        let sources = targets.first().map_or(0, |t| t.sources.len());
         eprintln!(
-            "connect: {n} sockets over {} users, {} in flight, {} source addresses",
+            "connect: {n} sockets over {} users and {} node(s), {} in flight, {sources} source addresses",
             tokens.len(),
+            targets.len(),
             self.args.connect_concurrency,
-            target.sources.len()
         );
-        let pid = self.args.pid;
-        let rss_before = pid.and_then(procfs::rss_kib);
-        let meter = CpuMeter::start(pid);
+        let pids = self.args.pids.clone();
+        let (rss_before, rss_before_each) = procfs::rss_sum_kib(&pids);
+        let meter = CpuMeter::start(&pids);
         let deadline = tokio::time::Instant::now() + secs(self.args.setup_timeout);
-        let out = sockets::connect_all(target, tokens, n, self.args.connect_concurrency, &self.shared, deadline).await;
+        let out = sockets::connect_all(
+            targets,
+            layout,
+            tokens,
+            n,
+            self.args.connect_concurrency,
+            &self.shared,
+            deadline,
+        )
+        .await;
         let cpu = meter.read();
-        let server_cpu = cpu.server;
         // Let the server settle (lazy allocations, freed handshake buffers) before reading RSS.
-        tokio::time::sleep(Duration::from_millis(if self.args.smoke { 300 } else { 1000 })).await;
-        let rss_after = pid.and_then(procfs::rss_kib);
+        // A listener reads none (its driver does), and its driver times it until it is ready.
+        if !pids.is_empty() {
+            tokio::time::sleep(Duration::from_millis(if self.args.smoke { 300 } else { 1000 })).await;
+        }
+        let (rss_after, rss_after_each) = procfs::rss_sum_kib(&pids);
+        let per_node = out.per_node(targets.len());
+        for (i, node) in self.report.nodes.iter_mut().enumerate() {
+            node.sockets = per_node.get(i).copied().unwrap_or(0);
+            node.rss_before_connect_kib = rss_before_each.get(i).copied().flatten();
+            node.rss_after_connect_kib = rss_after_each.get(i).copied().flatten();
+            node.kib_per_socket = kib_per_socket(node.rss_before_connect_kib, node.rss_after_connect_kib, node.sockets);
+            node.connect_cpu_s = cpu.per_server.get(i).copied().flatten().map(round3);
+        }
         let connected = out.sockets.len();
         let failed = out.failures.values().sum::<u64>();
-        let per_socket = match (rss_before, rss_after) {
-            (Some(a), Some(b)) if connected > 0 => Some(round3((b as f64 - a as f64) / connected as f64)),
-            _ => None,
-        };
         self.report.connect = Some(Connect {
             attempted: out.attempted,
             requested: n,
@@ -248,22 +323,33 @@ impl Bench {
             failures: out.failures.clone(),
             secs: round3(out.secs),
             handshakes_per_s: rate(connected as u64, out.secs),
-            handshake: dist(out.handshake_micros),
-            source_addresses: target.sources.len(),
+            handshake: dist(out.handshake_micros.clone()),
+            source_addresses: sources,
             server_rss_before_kib: rss_before,
             server_rss_after_kib: rss_after,
-            server_kib_per_socket: per_socket,
-            server_cpu_s: server_cpu.map(round3),
-            server_cpu_ms_per_handshake: server_cpu
-                .filter(|_| connected > 0)
-                .map(|c| round3(c * 1000.0 / connected as f64)),
+            server_kib_per_socket: kib_per_socket(rss_before, rss_after, connected),
+            server_cpu_s: cpu.server.map(round3),
+            server_cpu_ms_per_handshake: per_handshake(cpu.server, connected),
             beside: CpuBeside::of(&cpu),
         });
         if failed > 0 {
             self.problem(format!("{failed} of {n} sockets failed to connect: {:?}", out.failures));
         }
-        eprintln!("connect: {connected}/{n} open in {:.2}s", out.secs);
+        eprintln!(
+            "connect: {connected}/{n} open in {:.2}s (per node {per_node:?})",
+            out.secs
+        );
+        self.handshake_micros = out.handshake_micros;
         self.sockets = out.sockets;
+    }
+
+    /// Sockets that closed so far, counted by reason.
+    pub(crate) fn closed_by_reason(&self) -> BTreeMap<String, u64> {
+        let mut closed: BTreeMap<String, u64> = BTreeMap::new();
+        for (_, reason) in self.shared.closed() {
+            *closed.entry(reason).or_default() += 1;
+        }
+        closed
     }
 
     /// Sockets still open (their reader has not ended).
@@ -306,8 +392,9 @@ impl Bench {
     async fn fanout(&mut self, mut trigger: impl AsyncFnMut(usize, &str) -> Result<(), String>) -> Global {
         let rounds = self.args.rounds;
         eprintln!("global: {rounds} rounds over {} sockets", self.sockets.len());
-        let meter = CpuMeter::start(self.args.pid);
-        let split0 = self.args.pid.and_then(procfs::cpu_split);
+        let pids = self.args.pids.clone();
+        let meter = CpuMeter::start(&pids);
+        let split0 = procfs::cpu_split_sum(&pids);
         let mut g = Global {
             sockets: self.sockets.len(),
             ..Global::default()
@@ -377,42 +464,74 @@ impl Bench {
             }
             r.latency = dist(lat.clone());
             all_latency.extend(lat);
-            eprintln!(
-                "  round {round}: {}/{} delivered, fan-out {} ms, p99 {} ms",
-                r.delivered,
-                expected,
-                r.fanout_ms.map_or("n/a".into(), |v| v.to_string()),
-                r.latency.as_ref().map_or("n/a".into(), |d| d.p99_ms.to_string())
-            );
-            g.expected += expected;
-            g.delivered += r.delivered;
-            g.lost += r.lost;
-            g.duplicated += r.duplicated;
-            if let Some(e) = &r.error {
-                self.problem(format!("global round {round}: {e}"));
-            }
-            g.rounds.push(r);
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            self.add_round(&mut g, r);
+            tokio::time::sleep(BETWEEN_ROUNDS).await;
         }
         let cpu = meter.read();
+        let split = procfs::cpu_split_sum(&pids).zip(split0);
+        self.close_global(&mut g, all_latency, span_total, &cpu, split);
+        g
+    }
+
+    /// Adds round `r` to the phase's totals (and says how it went).
+    pub(crate) fn add_round(&mut self, g: &mut Global, mut r: GlobalRound) {
+        r.complete = r.reached_every_socket_once();
+        eprintln!(
+            "  round {}: {}/{} delivered, fan-out {} ms, p99 {} ms",
+            r.round,
+            r.delivered,
+            r.expected,
+            r.fanout_ms.map_or("n/a".into(), |v| v.to_string()),
+            r.latency.as_ref().map_or("n/a".into(), |d| d.p99_ms.to_string())
+        );
+        g.expected += r.expected;
+        g.delivered += r.delivered;
+        g.lost += r.lost;
+        g.duplicated += r.duplicated;
+        g.complete_rounds += usize::from(r.complete);
+        if let Some(e) = &r.error {
+            self.problem(format!("global round {}: {e}", r.round));
+        }
+        g.rounds.push(r);
+    }
+
+    /// The phase's figures over all its rounds: latency, deliveries/s (over the summed
+    /// fan-out spans), the servers' CPU over the rounds (`cpu`; `split`: their user and system
+    /// seconds at the end and at the start).
+    pub(crate) fn close_global(
+        &mut self,
+        g: &mut Global,
+        all_latency: Vec<u64>,
+        span_total: f64,
+        cpu: &CpuUse,
+        split: Option<((f64, f64), (f64, f64))>,
+    ) {
         let server_cpu = cpu.server;
         g.latency = dist(all_latency);
         g.deliveries_per_s = rate(g.delivered as u64, span_total);
         g.server_cpu_s = server_cpu.map(round3);
-        let per_delivery = |secs: f64| (g.delivered > 0).then(|| round3(secs * 1e6 / g.delivered as f64));
+        let delivered = g.delivered;
+        let per_delivery = |secs: f64| (delivered > 0).then(|| round3(secs * 1e6 / delivered as f64));
         g.server_cpu_us_per_delivery = server_cpu.and_then(per_delivery);
         // User and system apart: the system part is the kernel's sends, set against the floor's.
-        let split = self.args.pid.and_then(procfs::cpu_split).zip(split0);
         g.server_user_us_per_delivery = split.and_then(|((u, _), (u0, _))| per_delivery(u - u0));
         g.server_system_us_per_delivery = split.and_then(|((_, s), (_, s0))| per_delivery(s - s0));
-        g.beside = CpuBeside::of(&cpu);
+        g.beside = CpuBeside::of(cpu);
+        for (i, node) in self.report.nodes.iter_mut().enumerate() {
+            node.global_cpu_s = cpu.per_server.get(i).copied().flatten().map(round3);
+        }
         if g.lost > 0 || g.duplicated > 0 {
             self.problem(format!(
                 "global: {} lost, {} duplicated of {} expected",
                 g.lost, g.duplicated, g.expected
             ));
         }
-        g
+        if g.rounds.len() < self.args.rounds || g.complete_rounds < g.rounds.len() {
+            self.problem(format!(
+                "global: {} of {} rounds reached every socket exactly once",
+                g.complete_rounds, self.args.rounds
+            ));
+        }
     }
 
     /// Connect and global fan-out against this tool's own ideal server (`floor.rs`): what
@@ -423,11 +542,17 @@ impl Bench {
         let (addr, pid) = (floor.addr(), floor.pid());
         eprintln!("floor: an ideal server on {addr} (pid {pid}), {threads} sending threads");
         self.report.url = format!("ws://{addr}/");
+        self.report.urls = vec![self.report.url.clone()];
         // Its figures are read from /proc like a server's.
-        self.args.pid = Some(pid);
+        self.args.pids = vec![pid];
+        self.report.nodes = vec![Node {
+            url: self.report.url.clone(),
+            pid: Some(pid),
+            ..Node::default()
+        }];
         let target = Target::new(addr, format!("ws://{addr}/ws/notifications/"), self.args.source_addrs);
         let tokens: Vec<String> = (0..self.args.users).map(|i| format!("floor-{i}")).collect();
-        self.connect_to(&target, &tokens).await;
+        self.connect_to(&[target], &tokens).await;
         let frame_bytes = floor::frame(0, &self.shared.title(Phase::Global, 0))?.len();
         let g = self
             .fanout(async |round, title| floor.send(round, title).map_err(|e| format!("{e:#}")))
@@ -516,7 +641,7 @@ impl Bench {
         let timeout = secs(self.args.timeout);
         self.shared.reset(mode);
         let _ = self.shared.take_events();
-        let meter = CpuMeter::start(self.args.pid);
+        let meter = CpuMeter::start(&self.args.pids);
         let t0 = Instant::now();
         let mut out = PerUserRun {
             mode: name.to_owned(),
@@ -714,8 +839,12 @@ impl Bench {
         let mut runs = Vec::new();
         match self.rest_user().await {
             Ok(token) => runs.push(
-                self.rest_run("/api/notifications/", Some(&token), Some(REST_LIST_SIZE as u64))
-                    .await,
+                self.rest_run(
+                    "/api/notifications/",
+                    Some(&token),
+                    Some((REST_LIST_SIZE as u64, REST_LIST_SIZE)),
+                )
+                .await,
             ),
             Err(e) => runs.push(RestRun {
                 endpoint: "/api/notifications/".to_owned(),
@@ -739,33 +868,99 @@ impl Bench {
 
     /// A fresh user with exactly REST_LIST_SIZE notifications; returns its token.
     async fn rest_user(&self) -> anyhow::Result<String> {
-        let name = format!("{}_rest", self.run);
+        let login = self.fresh_user("rest").await?;
+        self.fill(&login, REST_LIST_SIZE, 8, secs(self.args.timeout)).await?;
+        Ok(login.token)
+    }
+
+    /// Registers and logs in user `<run>_<name>`.
+    async fn fresh_user(&self, name: &str) -> anyhow::Result<Login> {
+        let name = format!("{}_{name}", self.user_prefix);
         let api = &self.api;
         tokio::time::timeout(Duration::from_secs(60), api.register(&name, &self.password))
             .await
             .context("register timed out")??;
-        let login = tokio::time::timeout(Duration::from_secs(60), api.login(&name, &self.password))
+        tokio::time::timeout(Duration::from_secs(60), api.login(&name, &self.password))
             .await
-            .context("login timed out")??;
-        let admin = &self.admin;
-        let shared = &self.shared;
-        let mut fills = futures_util::stream::iter(0..REST_LIST_SIZE)
+            .context("login timed out")?
+    }
+
+    /// Gives `user` `count` notifications, `concurrency` creates in flight, all within `bound`.
+    async fn fill(&self, user: &Login, count: usize, concurrency: usize, bound: Duration) -> anyhow::Result<()> {
+        let (api, admin, shared) = (&self.api, &self.admin, &self.shared);
+        let mut fills = futures_util::stream::iter(0..count)
             .map(|i| {
                 let title = shared.title(Phase::Fill, i);
-                async move { api.create_notification(admin, login.user_id, &title).await }
+                async move { api.create_notification(admin, user.user_id, &title).await }
             })
-            .buffer_unordered(8);
-        let deadline = tokio::time::Instant::now() + secs(self.args.timeout);
+            .buffer_unordered(concurrency.max(1));
+        let deadline = tokio::time::Instant::now() + bound;
         while let Some(r) = tokio::time::timeout_at(deadline, fills.next())
             .await
-            .map_err(|_| anyhow!("creating {REST_LIST_SIZE} notifications timed out"))?
+            .map_err(|_| anyhow!("creating {count} notifications took over {bound:?}"))?
         {
             r?;
         }
-        Ok(login.token)
+        Ok(())
     }
 
-    async fn rest_run(&self, endpoint: &str, token: Option<&str>, want: Option<u64>) -> RestRun {
+    /// The list page of 50 for a user with --inbox-size notifications against one with 50,
+    /// each driven like the REST phase's runs.
+    async fn inbox(&mut self) {
+        let size = self.args.inbox_size;
+        eprintln!("inbox: a user with {size} notifications and one with {REST_LIST_SIZE}");
+        let mut out = Inbox {
+            size,
+            ..Inbox::default()
+        };
+        let prepared: anyhow::Result<(Login, Login)> = async {
+            let small = self.fresh_user("inbox_small").await?;
+            let large = self.fresh_user("inbox_large").await?;
+            self.fill(&small, REST_LIST_SIZE, 8, secs(self.args.timeout)).await?;
+            let t0 = Instant::now();
+            let conc = self.args.flat_concurrency;
+            self.fill(&large, size, conc, secs(self.args.setup_timeout)).await?;
+            let took = t0.elapsed().as_secs_f64();
+            out.fill_secs = round3(took);
+            out.fill_per_s = rate(size as u64, took);
+            Ok((small, large))
+        }
+        .await;
+        let (small, large) = match prepared {
+            Ok(users) => users,
+            Err(e) => {
+                self.problem(format!("inbox: setup: {e:#}"));
+                self.report.inbox = Some(out);
+                return;
+            }
+        };
+        const PAGE: &str = "/api/notifications/?limit=50";
+        let want_small = Some((REST_LIST_SIZE as u64, REST_LIST_SIZE));
+        let want_large = Some((size as u64, REST_LIST_SIZE.min(size)));
+        out.small = Some(self.rest_run(PAGE, Some(&small.token), want_small).await);
+        out.large = Some(self.rest_run(PAGE, Some(&large.token), want_large).await);
+        let rps = |r: &Option<RestRun>| r.as_ref().and_then(|r| r.requests_per_s);
+        if let (Some(l), Some(s)) = (rps(&out.large), rps(&out.small)) {
+            out.large_to_small = Some(round3(l / s));
+        }
+        for r in [&out.small, &out.large].into_iter().flatten() {
+            if r.status != "ok" || !r.errors.is_empty() {
+                let p = format!(
+                    "inbox GET {}: {} {} {:?}",
+                    r.endpoint,
+                    r.status,
+                    r.detail.clone().unwrap_or_default(),
+                    r.errors
+                );
+                self.problem(p);
+            }
+        }
+        self.report.inbox = Some(out);
+    }
+
+    /// Drives GET `endpoint` (a path, with a query if any) for --rest-secs; `want` is the
+    /// `count` and the number of items the probe request must answer.
+    async fn rest_run(&self, endpoint: &str, token: Option<&str>, want: Option<(u64, usize)>) -> RestRun {
         let conns = self.args.rest_connections.max(1);
         let mut out = RestRun {
             endpoint: endpoint.to_owned(),
@@ -793,12 +988,12 @@ impl Bench {
                     Ok(v) => {
                         out.listed = v.get("count").and_then(Value::as_u64);
                         let items = v.get("notifications").and_then(Value::as_array).map(Vec::len);
-                        if let Some(want) = want
-                            && (out.listed != Some(want) || items != Some(want as usize))
+                        if let Some((count, want_items)) = want
+                            && (out.listed != Some(count) || items != Some(want_items))
                         {
                             out.status = "error".to_owned();
                             out.detail = Some(format!(
-                                "expected count {want} and {want} items, got count {:?}, {:?} items",
+                                "expected count {count} and {want_items} items, got count {:?}, {:?} items",
                                 out.listed, items
                             ));
                             return out;
@@ -829,7 +1024,7 @@ impl Bench {
         }
         out.status = "ok".to_owned();
         eprintln!("  GET {endpoint}: {conns} connections for {}s", self.args.rest_secs);
-        let meter = CpuMeter::start(self.args.pid);
+        let meter = CpuMeter::start(&self.args.pids);
         let t0 = Instant::now();
         let end = t0 + secs(self.args.rest_secs);
         // Hard stop well after `end` in case responses hang.
@@ -881,17 +1076,18 @@ impl Bench {
     }
 
     fn finish(&mut self, started: Instant) {
-        let mut closed: BTreeMap<String, u64> = BTreeMap::new();
-        for (_, reason) in self.shared.closed() {
-            *closed.entry(reason).or_default() += 1;
+        // Added to what listener processes reported, if any.
+        let mut closed = std::mem::take(&mut self.report.sockets_closed);
+        for (reason, n) in self.closed_by_reason() {
+            *closed.entry(reason).or_default() += n;
         }
         if !closed.is_empty() {
             let n: u64 = closed.values().sum();
             self.problem(format!("{n} sockets closed during the run: {closed:?}"));
         }
         self.report.sockets_closed = closed;
-        self.report.other_frames = self.shared.other_frames.load(Ordering::Relaxed);
-        self.report.bad_frames = self.shared.bad_frames.load(Ordering::Relaxed);
+        self.report.other_frames += self.shared.other_frames.load(Ordering::Relaxed);
+        self.report.bad_frames += self.shared.bad_frames.load(Ordering::Relaxed);
         if self.report.bad_frames > 0 {
             let p = format!("{} frames were not valid notification JSON", self.report.bad_frames);
             self.problem(p);
@@ -900,6 +1096,21 @@ impl Bench {
         self.report.loadavg_end = procfs::loadavg1();
         self.report.ok = self.report.problems.is_empty();
     }
+}
+
+/// Server RSS growth over the sockets opened meanwhile, KiB each.
+pub(crate) fn kib_per_socket(before: Option<u64>, after: Option<u64>, sockets: usize) -> Option<f64> {
+    match (before, after) {
+        (Some(a), Some(b)) if sockets > 0 => Some(round3((b as f64 - a as f64) / sockets as f64)),
+        _ => None,
+    }
+}
+
+/// Server CPU milliseconds per handshake.
+pub(crate) fn per_handshake(server_cpu_s: Option<f64>, connected: usize) -> Option<f64> {
+    server_cpu_s
+        .filter(|_| connected > 0)
+        .map(|c| round3(c * 1000.0 / connected as f64))
 }
 
 fn short_error(e: &anyhow::Error) -> String {

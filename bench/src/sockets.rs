@@ -64,6 +64,9 @@ pub struct Shared {
     events: Mutex<Vec<Event>>,
     /// Frames of this run per phase, reset by the phase that waits on them.
     counts: [AtomicU64; 4],
+    /// Global frames per round (never reset: a listener process watches rounds it does not
+    /// start, so a late duplicate of one round must not count toward the next).
+    rounds: Box<[AtomicU64]>,
     /// Frames that are not notifications of this run (other types, foreign titles, binary).
     pub other_frames: AtomicU64,
     /// Frames that failed to parse as JSON.
@@ -91,11 +94,14 @@ struct Note<'a> {
 }
 
 impl Shared {
-    pub fn new(run: &str) -> Self {
+    /// State for run `run`, which counts the global frames of rounds `0..rounds` apart
+    /// ([`Shared::round_count`]).
+    pub fn new(run: &str, rounds: usize) -> Self {
         Self {
             prefix: format!("{run}:"),
             events: Mutex::new(Vec::with_capacity(1 << 16)),
             counts: Default::default(),
+            rounds: (0..rounds).map(|_| AtomicU64::new(0)).collect(),
             other_frames: AtomicU64::new(0),
             bad_frames: AtomicU64::new(0),
             closed: Mutex::new(Vec::new()),
@@ -111,6 +117,11 @@ impl Shared {
         self.counts[phase as usize].load(Ordering::Relaxed)
     }
 
+    /// Global frames of round `round` received so far (0 past the rounds counted).
+    pub fn round_count(&self, round: usize) -> u64 {
+        self.rounds.get(round).map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
     pub fn reset(&self, phase: Phase) {
         self.counts[phase as usize].store(0, Ordering::Relaxed);
     }
@@ -121,6 +132,11 @@ impl Shared {
 
     pub fn closed(&self) -> Vec<(u32, String)> {
         lock(&self.closed).clone()
+    }
+
+    /// How many sockets have closed so far.
+    pub fn closed_count(&self) -> usize {
+        lock(&self.closed).len()
     }
 
     fn on_text(&self, sock: u32, text: &str, at: Instant) {
@@ -145,6 +161,12 @@ impl Shared {
             return;
         };
         self.counts[phase as usize].fetch_add(1, Ordering::Relaxed);
+        if global
+            && phase == Phase::Global
+            && let Some(c) = self.rounds.get(seq as usize)
+        {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
         lock(&self.events).push(Event {
             sock,
             global,
@@ -239,10 +261,6 @@ fn classify(err: &anyhow::Error) -> String {
     format!("{err:#}")
 }
 
-async fn open_one(target: &Target, index: usize, token: &str) -> anyhow::Result<WebSocketStream<TcpStream>> {
-    open_at(target, &target.ws_url, index, token).await
-}
-
 /// Opens one Bearer socket to `url` (the target's WebSocket URL, possibly with a query),
 /// from the source address of socket `index`.
 pub async fn open_at(
@@ -275,9 +293,33 @@ pub async fn open_at(
     Ok(ws)
 }
 
-/// An open socket: its owner (index into the user list) and its reader task.
+/// Where socket `i` of a run goes: which node, and which of the run's users it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    pub nodes: usize,
+    pub users: usize,
+    /// Index of this process's first socket among all the run's (listener processes hold
+    /// consecutive shares), so that the shares together go round-robin over the nodes.
+    pub base: usize,
+}
+
+impl Layout {
+    /// Round-robin over the nodes, so each holds an even share.
+    pub fn node(&self, i: usize) -> usize {
+        (self.base + i) % self.nodes.max(1)
+    }
+
+    /// Each user owns `nodes` consecutive sockets in turn, one on every node: a user's pushes
+    /// then reach every node (with one node this is plain round-robin over the users).
+    pub fn user(&self, i: usize) -> usize {
+        (i / self.nodes.max(1)) % self.users.max(1)
+    }
+}
+
+/// An open socket: its owner (index into the user list), its node and its reader task.
 pub struct Socket {
     pub user: usize,
+    pub node: usize,
     task: JoinHandle<()>,
 }
 
@@ -290,10 +332,25 @@ pub struct ConnectOutcome {
     pub timed_out: bool,
 }
 
-/// Opens `count` sockets, socket `i` for user `i % tokens.len()`, at most
-/// `concurrency` handshakes in flight, giving up on whatever is left at `deadline`.
+impl ConnectOutcome {
+    /// Open sockets per node.
+    pub fn per_node(&self, nodes: usize) -> Vec<usize> {
+        let mut out = vec![0; nodes.max(1)];
+        for s in self.sockets.values() {
+            if let Some(n) = out.get_mut(s.node) {
+                *n += 1;
+            }
+        }
+        out
+    }
+}
+
+/// Opens `count` sockets, socket `i` to `targets[layout.node(i)]` for user `layout.user(i)`
+/// (an index into `tokens`), at most `concurrency` handshakes in flight, giving up on whatever
+/// is left at `deadline`.
 pub async fn connect_all(
-    target: &Target,
+    targets: &[Target],
+    layout: Layout,
     tokens: &[String],
     count: usize,
     concurrency: usize,
@@ -309,18 +366,25 @@ pub async fn connect_all(
         secs: 0.0,
         timed_out: false,
     };
-    if tokens.is_empty() {
+    if tokens.is_empty() || targets.len() != layout.nodes {
         return out;
     }
+    let layout = Layout {
+        users: tokens.len(),
+        ..layout
+    };
     let mut attempts = futures_util::stream::iter(0..count)
         .map(|i| async move {
             let t0 = Instant::now();
-            let user = i % tokens.len();
-            let res = tokio::time::timeout(target.handshake_timeout, open_one(target, i, &tokens[user]))
+            let (node, user) = (layout.node(i), layout.user(i));
+            let target = &targets[node];
+            // The global index picks the source address, so listener processes spread theirs too.
+            let open = open_at(target, &target.ws_url, layout.base + i, &tokens[user]);
+            let res = tokio::time::timeout(target.handshake_timeout, open)
                 .await
                 .map_err(anyhow::Error::from)
                 .and_then(|r| r);
-            (i, user, t0.elapsed(), res)
+            (i, user, node, t0.elapsed(), res)
         })
         .buffer_unordered(concurrency.max(1));
     let mut last_report = Instant::now();
@@ -333,13 +397,13 @@ pub async fn connect_all(
                 break;
             }
         };
-        let (i, user, took, res) = next;
+        let (i, user, node, took, res) = next;
         out.attempted += 1;
         match res {
             Ok(ws) => {
                 out.handshake_micros.push(took.as_micros() as u64);
                 let task = tokio::spawn(read_loop(i as u32, ws, Arc::clone(shared)));
-                out.sockets.insert(i as u32, Socket { user, task });
+                out.sockets.insert(i as u32, Socket { user, node, task });
             }
             Err(e) => *out.failures.entry(classify(&e)).or_default() += 1,
         }
@@ -373,7 +437,7 @@ mod tests {
 
     #[test]
     fn titles_round_trip() {
-        let shared = Shared::new("hbabc");
+        let shared = Shared::new("hbabc", 0);
         let t = shared.title(Phase::Flat, 42);
         assert_eq!(t, "hbabc:f:42");
         assert_eq!(shared.parse_title(&t), Some((Phase::Flat, 42)));
@@ -381,9 +445,79 @@ mod tests {
         assert_eq!(shared.parse_title("hbabc:q:1"), None);
     }
 
+    /// Sockets each node gets out of `count`.
+    fn per_node(layout: &Layout, count: usize) -> Vec<usize> {
+        let mut out = vec![0; layout.nodes];
+        for i in 0..count {
+            out[layout.node(i)] += 1;
+        }
+        out
+    }
+
+    #[test]
+    fn sockets_go_round_robin_over_nodes_and_each_user_spans_them() {
+        let layout = Layout {
+            nodes: 2,
+            users: 200,
+            base: 0,
+        };
+        assert_eq!(per_node(&layout, 10_000), vec![5000, 5000]);
+        // Socket i of one node: every user has sockets on both nodes.
+        let mut nodes_of_user: BTreeMap<usize, std::collections::BTreeSet<usize>> = BTreeMap::new();
+        let mut per_user: BTreeMap<usize, usize> = BTreeMap::new();
+        for i in 0..10_000 {
+            nodes_of_user.entry(layout.user(i)).or_default().insert(layout.node(i));
+            *per_user.entry(layout.user(i)).or_default() += 1;
+        }
+        assert_eq!(per_user.len(), 200);
+        assert!(per_user.values().all(|&n| n == 50));
+        assert!(nodes_of_user.values().all(|n| n.len() == 2));
+        // One node: the old plain round-robin over the users.
+        let one = Layout {
+            nodes: 1,
+            users: 7,
+            base: 0,
+        };
+        assert!((0..100).all(|i| one.node(i) == 0 && one.user(i) == i % 7));
+        // Listener shares at consecutive bases together stay even over 6 nodes.
+        let mut total = vec![0; 6];
+        let mut base = 0;
+        for share in [16_667, 16_667, 16_667, 16_667, 16_666, 16_666] {
+            let l = Layout {
+                nodes: 6,
+                users: 170,
+                base,
+            };
+            for (t, n) in total.iter_mut().zip(per_node(&l, share)) {
+                *t += n;
+            }
+            base += share;
+        }
+        assert_eq!(total.iter().sum::<usize>(), 100_000);
+        assert!(total.iter().all(|&n| n == 16_666 || n == 16_667), "{total:?}");
+    }
+
+    #[test]
+    fn global_rounds_are_counted_apart() {
+        let shared = Shared::new("hbr", 2);
+        let now = Instant::now();
+        for (sock, title) in [(1, "hbr:g:0"), (2, "hbr:g:0"), (1, "hbr:g:1"), (1, "hbr:g:5")] {
+            let text = format!(r#"{{"type":"global_notification","notification":{{"id":1,"title":"{title}"}}}}"#);
+            shared.on_text(sock, &text, now);
+        }
+        // A personal notification of the same title is not a global round's frame.
+        shared.on_text(
+            3,
+            r#"{"type":"notification","notification":{"id":9,"title":"hbr:g:1"}}"#,
+            now,
+        );
+        assert_eq!((shared.round_count(0), shared.round_count(1)), (2, 1));
+        assert_eq!(shared.round_count(5), 0);
+    }
+
     #[test]
     fn frames_are_counted() {
-        let shared = Shared::new("hbz");
+        let shared = Shared::new("hbz", 0);
         let now = Instant::now();
         shared.on_text(
             3,

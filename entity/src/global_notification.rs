@@ -3,10 +3,7 @@
 use sea_orm::{ActiveValue::Set, entity::prelude::*};
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    broadcast::{self, CreatedNotification},
-    changes,
-};
+use crate::outbox::{self, CreatedNotification, Saved};
 
 /// How urgent an announcement is: the seed's three levels, and nothing else. Stored, and
 /// written in JSON, as its snake_case name (`info`, `warning`, `danger`): the same strings the
@@ -72,16 +69,17 @@ impl ActiveModelBehavior for ActiveModel {
     where
         C: ConnectionTrait,
     {
-        changes::touch_announcements();
-        if model.is_live(chrono::Utc::now()) {
-            broadcast::publish::<C>(if insert {
+        let message = if model.is_live(chrono::Utc::now()) {
+            Some(if insert {
                 CreatedNotification::Global(model.clone())
             } else {
                 CreatedNotification::GlobalEdited(model.clone())
-            });
-        } else if !insert {
-            broadcast::publish::<C>(CreatedNotification::GlobalRemoved(model.id));
-        }
+            })
+        } else {
+            // A new announcement that is not live changes nothing users see.
+            (!insert).then_some(CreatedNotification::GlobalRemoved(model.id))
+        };
+        outbox::publish::<C>(message.map(Saved::Push));
         Ok(model)
     }
 
@@ -90,9 +88,8 @@ impl ActiveModelBehavior for ActiveModel {
     where
         C: ConnectionTrait,
     {
-        changes::touch_announcements();
         if let Some(id) = self.id.try_as_ref() {
-            broadcast::publish::<C>(CreatedNotification::GlobalRemoved(*id));
+            outbox::publish::<C>([Saved::Push(CreatedNotification::GlobalRemoved(*id))]);
         }
         Ok(self)
     }

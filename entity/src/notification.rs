@@ -2,10 +2,7 @@
 use sea_orm::{ActiveValue::Set, entity::prelude::*};
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    broadcast::{self, CreatedNotification},
-    changes,
-};
+use crate::outbox::{self, CreatedNotification, Saved};
 
 /// What a notification is about: the seed's seven types, and nothing else. Stored, and written
 /// in JSON, as its snake_case name (`job_application`, ..., `system`): the same strings the
@@ -72,15 +69,18 @@ impl ActiveModelBehavior for ActiveModel {
         })
     }
 
-    /// The `post_save` signal: only a new row is pushed, as in the seed.
+    /// The `post_save` signal: only a new row is pushed, as in the seed; an edit only tells the
+    /// server that the user's notifications changed.
     async fn after_save<C>(model: Model, _db: &C, insert: bool) -> Result<Model, DbErr>
     where
         C: ConnectionTrait,
     {
-        changes::touch_notifications(model.user_id);
-        if insert {
-            broadcast::publish::<C>(CreatedNotification::User(model.clone()));
-        }
+        let saved = if insert {
+            Saved::Push(CreatedNotification::User(model.clone()))
+        } else {
+            Saved::Edited(model.user_id)
+        };
+        outbox::publish::<C>([saved]);
         Ok(model)
     }
 }
@@ -102,9 +102,10 @@ where
     // RETURNING's order is not guaranteed: a user's pushes go out in id order (clients resume
     // from the newest id they have seen).
     models.sort_by_key(|model| model.id);
-    for model in &models {
-        changes::touch_notifications(model.user_id);
-        broadcast::publish::<C>(CreatedNotification::User(model.clone()));
-    }
+    outbox::publish::<C>(
+        models
+            .iter()
+            .map(|model| Saved::Push(CreatedNotification::User(model.clone()))),
+    );
     Ok(models)
 }

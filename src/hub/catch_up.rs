@@ -24,11 +24,12 @@ use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
 use entity::{global_notification, notification};
 use sea_orm::{DatabaseConnection, DbErr};
 
-use super::{
-    messages::{Group, PushKey},
-    server::NotificationHub,
+use super::notification_hub::NotificationHub;
+use crate::{
+    payloads,
+    push::{Group, PushKey},
+    services::catch_up,
 };
-use crate::{payloads, services::catch_up};
 
 /// How often the hub sweeps while the link is down (the other nodes' creates arrive this late).
 pub(super) const SWEEP_INTERVAL: Duration = Duration::from_secs(1);

@@ -1,39 +1,34 @@
 //! How the hub answers each message.
 use actix::{ActorFutureExt, AsyncContext, Context, Handler, ResponseActFuture, WrapFuture};
-use actix_http::ws::{CloseCode, CloseReason};
+use actix_http::ws::CloseCode;
+use entity::outbox::CreatedNotification;
 
 use super::{
     messages::{
-        AnnouncementsExpired, Connect, CreatedNotification, Disconnect, FromLayer, Group, HubStats, Joined,
-        LoadMutedTypes, NotificationsChanged, PushKey, RevokeCredential, SetMutedTypes, Shutdown, Stats, ToSession,
-        TooSlow,
+        AnnouncementsExpired, Connect, Created, Disconnect, HubStats, Joined, LoadMutedTypes, NotificationsChanged,
+        RevokeCredential, SetMutedTypes, Shutdown, Stats, ToSession, TooSlow,
     },
-    server::{Member, NotificationHub, SessionInfo},
+    notification_hub::{NotificationHub, Session},
 };
-use crate::{layer::LayerEvent, payloads, services::preferences};
+use crate::{
+    layer::LayerEvent,
+    payloads,
+    push::{Group, PushKey},
+    services::preferences,
+};
 
 impl Handler<Connect> for NotificationHub {
     type Result = ();
 
     fn handle(&mut self, msg: Connect, _: &mut Context<Self>) {
-        self.sessions.insert(
-            msg.session_id,
-            SessionInfo {
-                user_id: msg.user_id,
-                credential_id: msg.credential_id,
-            },
-        );
-        self.metrics.websocket_connections.set(self.sessions.len() as i64);
-        self.workers.entry(msg.worker.index).or_insert(msg.worker.sender);
-        let member = || Member {
-            recipient: msg.recipient.clone(),
-            worker: msg.worker.index,
+        let session = Session {
+            user_id: msg.user_id,
+            credential_id: msg.credential_id,
+            recipient: msg.recipient,
+            worker: self.worker_slot(msg.worker),
         };
-        let subscribed = self.join(Group::User(msg.user_id), msg.session_id, member());
-        self.join(Group::Global, msg.session_id, member());
-        if let Some(joined) = msg.joined {
-            let _ = joined.send(Joined { subscribed });
-        }
+        let subscribed = self.add_session(msg.session_id, session);
+        let _ = msg.joined.send(Joined { subscribed });
     }
 }
 
@@ -53,11 +48,11 @@ impl Handler<TooSlow> for NotificationHub {
     }
 }
 
-impl Handler<CreatedNotification> for NotificationHub {
+impl Handler<Created> for NotificationHub {
     type Result = ();
 
     /// Serialized once here; every socket gets the same shared bytes.
-    fn handle(&mut self, msg: CreatedNotification, ctx: &mut Context<Self>) {
+    fn handle(&mut self, Created(msg): Created, ctx: &mut Context<Self>) {
         let (group, text, key) = match msg {
             CreatedNotification::User(n) => {
                 // Muted: saved and listed, never pushed (on no node: this is the one that saved it).
@@ -146,10 +141,10 @@ impl Handler<RevokeCredential> for NotificationHub {
     }
 }
 
-impl Handler<FromLayer> for NotificationHub {
+impl Handler<LayerEvent> for NotificationHub {
     type Result = ();
 
-    fn handle(&mut self, FromLayer(event): FromLayer, ctx: &mut Context<Self>) {
+    fn handle(&mut self, event: LayerEvent, ctx: &mut Context<Self>) {
         match event {
             LayerEvent::Deliver { group, text, key } => {
                 self.push_local(group, &text, key, ctx);
@@ -188,12 +183,7 @@ impl Handler<Shutdown> for NotificationHub {
         let ids: Vec<u64> = self.sessions.keys().copied().collect();
         let told = ids.len();
         for id in ids {
-            if let Some(member) = self.remove_session(id) {
-                member.recipient.do_send(ToSession::Close(CloseReason {
-                    code: CloseCode::Away,
-                    description: Some("server shutting down".into()),
-                }));
-            }
+            self.close_session(id, ToSession::close(CloseCode::Away, "server shutting down"));
         }
         told
     }

@@ -1,66 +1,20 @@
 //! Messages to and from the hub. Each is small and says one thing.
-use std::fmt;
-
 use actix::{Message, Recipient};
-use actix_http::ws::CloseReason;
-use actix_http::ws::{OpCode, Parser};
-use bytes::{Bytes, BytesMut};
+use actix_http::ws::{CloseCode, CloseReason};
+use entity::outbox::CreatedNotification;
+use sea_orm::DatabaseConnection;
 use tokio::sync::{mpsc, oneshot};
 
-pub use entity::broadcast::CreatedNotification;
+use crate::{
+    payloads::{Change, PushFrame},
+    push::PushKey,
+    type_set::TypeSet,
+};
 
-use sea_orm::DatabaseConnection;
-
-use crate::{layer::LayerEvent, payloads::Change, type_set::TypeSet};
-
-/// A broadcast group, named as in the seed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Group {
-    /// `global_notifications`: every socket.
-    Global,
-    /// `user_{id}_notifications`: every socket of one user.
-    User(i32),
-}
-
-impl fmt::Display for Group {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Group::Global => f.write_str("global_notifications"),
-            Group::User(id) => write!(f, "user_{id}_notifications"),
-        }
-    }
-}
-
-/// A push as the bytes of one WebSocket text frame. Server frames are not masked, so every
-/// socket sends the same bytes: a push is serialized and framed once, and each session only
-/// takes a reference to it.
-#[derive(Debug, Clone)]
-pub struct PushFrame(Bytes);
-
-impl PushFrame {
-    pub fn text(text: &str) -> Self {
-        // 10: the longest header of an unmasked frame.
-        let mut frame = BytesMut::with_capacity(text.len() + 10);
-        Parser::write_message(&mut frame, text, OpCode::Text, true, false);
-        Self(frame.freeze())
-    }
-
-    pub fn bytes(&self) -> &Bytes {
-        &self.0
-    }
-}
-
-/// What a push carries, as far as catching up needs to know: a socket that is being replayed
-/// to, or a hub that is catching up, skips the notifications it has already sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PushKey {
-    /// A `notification` frame: the user's notification with this id.
-    Personal(i32),
-    /// A `global_notification` frame: the announcement with this id.
-    Global(i32),
-    /// Anything else (`notification_read`, ...): never skipped.
-    Other,
-}
+/// A save the entity hooks published has committed: push it (sent by `crate::outbox`).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Created(pub CreatedNotification);
 
 /// Hub → one worker thread: write this push to these of its sessions (`ws::delivery`).
 #[derive(Debug)]
@@ -68,15 +22,6 @@ pub struct Deliver {
     pub frame: PushFrame,
     pub key: PushKey,
     pub sessions: Vec<u64>,
-}
-
-/// How the hub reaches the delivery task of the worker thread a session runs on.
-#[derive(Debug, Clone)]
-pub struct WorkerLink {
-    /// Tells worker threads apart, for life.
-    pub index: usize,
-    /// Bounded (`websocket.worker_queue_len`): see `NotificationHub::deliver_push`.
-    pub sender: mpsc::Sender<Deliver>,
 }
 
 /// Hub → session: what to do with the socket. Pushes take another way (`Deliver`).
@@ -89,7 +34,17 @@ pub enum ToSession {
     Heartbeat,
 }
 
-/// A session joins its user's group and the global group.
+impl ToSession {
+    /// Close the socket with `code`, saying `why`.
+    pub fn close(code: CloseCode, why: &str) -> Self {
+        ToSession::Close(CloseReason {
+            code,
+            description: Some(why.into()),
+        })
+    }
+}
+
+/// A session joins its user's group and the global group (sent by its `ws::Registration`).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Connect {
@@ -97,10 +52,11 @@ pub struct Connect {
     pub user_id: i32,
     pub credential_id: i32,
     pub recipient: Recipient<ToSession>,
-    /// Where its pushes go.
-    pub worker: WorkerLink,
+    /// The delivery queue of the worker thread the session runs on: where its pushes go.
+    /// Bounded (`websocket.worker_queue_len`): see `NotificationHub::deliver_push`.
+    pub worker: mpsc::Sender<Deliver>,
     /// Told once the session is in its groups.
-    pub joined: Option<oneshot::Sender<Joined>>,
+    pub joined: oneshot::Sender<Joined>,
 }
 
 /// The hub's answer to `Connect`: the session is in its groups.
@@ -112,7 +68,7 @@ pub struct Joined {
     pub subscribed: Option<oneshot::Receiver<()>>,
 }
 
-/// A session has stopped: it leaves its groups.
+/// A session has ended (its `ws::Registration` was dropped): it leaves its groups.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Disconnect {
@@ -170,11 +126,6 @@ pub struct RevokeCredential {
     pub token_hash: String,
 }
 
-/// Something arrived from another node through the channel layer.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct FromLayer(pub LayerEvent);
-
 /// The process is stopping: tell every socket "going away"; answers how many were told.
 #[derive(Message)]
 #[rtype(result = "usize")]
@@ -191,26 +142,4 @@ pub struct HubStats {
     pub sessions: usize,
     /// Groups with at least one member (empty groups are dropped).
     pub groups: usize,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_push_frame_is_one_unmasked_final_text_frame() {
-        // 125 bytes fit the short length form; longer payloads need the extended forms.
-        for len in [0, 125, 126, 70_000] {
-            let text = "x".repeat(len);
-            let mut wire = BytesMut::from(&PushFrame::text(&text).bytes()[..]);
-            // Parsed as a client parses what a server sends.
-            let (fin, op, payload) = Parser::parse(&mut wire, false, 1 << 20)
-                .expect("a valid frame")
-                .expect("a whole frame");
-            assert!(fin);
-            assert_eq!(op, OpCode::Text);
-            assert_eq!(payload.as_deref().unwrap_or_default(), text.as_bytes());
-            assert!(wire.is_empty(), "nothing after the frame");
-        }
-    }
 }

@@ -1,9 +1,12 @@
 //! The `NotificationHub` actor: owns group membership and fans pushes out to the sessions.
+//!
+//! `notification_hub.rs` holds its state (sessions by id, groups of ids), `handlers.rs` what it
+//! does with each of `messages.rs`; `catch_up.rs` is its catch-up after a channel-layer outage,
+//! `muted.rs` the muted types it filters pushes by.
 mod catch_up;
 mod handlers;
 pub mod messages;
 mod muted;
-mod server;
+mod notification_hub;
 
-pub use messages::Group;
-pub use server::NotificationHub;
+pub use notification_hub::NotificationHub;

@@ -10,17 +10,19 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
 };
 
+use actix::Message;
 use bytestring::ByteString;
 use tokio::sync::oneshot;
 
 use self::redis::RedisLayer;
 use crate::{
-    hub::{Group, messages::PushKey},
+    push::{Group, PushKey},
     type_set::TypeSet,
 };
 
-/// What one node tells the others.
-#[derive(Debug, Clone)]
+/// What one node tells the others, as the hub receives it.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
 pub enum LayerEvent {
     /// Deliver this text frame to the local members of `group`.
     Deliver {

@@ -44,11 +44,8 @@ use super::{LayerEvent, LayerStatus};
 use crate::{
     auth::AuthService,
     configuration::redact,
-    hub::{
-        Group,
-        messages::{FromLayer, PushKey},
-    },
     payloads,
+    push::{Group, PushKey},
     type_set::TypeSet,
 };
 
@@ -133,7 +130,7 @@ impl RedisConfig {
     /// until it connects the node is unready. The task ends with the hub, which owns the returned
     /// handle; it holds the hub weakly so the two do not keep each other alive. Must run inside
     /// an actix System.
-    pub fn start(self, hub: WeakRecipient<FromLayer>, status: LayerStatus, auth: Arc<AuthService>) -> RedisLayer {
+    pub fn start(self, hub: WeakRecipient<LayerEvent>, status: LayerStatus, auth: Arc<AuthService>) -> RedisLayer {
         let node = format!("{:016x}", rand::random::<u64>());
         let channels = Channels::new(&self.prefix);
         let shared = Arc::new(Shared::default());
@@ -389,7 +386,7 @@ struct Task {
     channels: Channels,
     queue: mpsc::Receiver<Outgoing>,
     shared: Arc<Shared>,
-    hub: WeakRecipient<FromLayer>,
+    hub: WeakRecipient<LayerEvent>,
     status: LayerStatus,
     auth: Arc<AuthService>,
     /// Users with sockets on this node, as far as the task has caught up: resubscribed after
@@ -686,7 +683,7 @@ impl Task {
     fn to_hub(&self, event: LayerEvent) {
         // Gone only while the system stops; the closed queue then ends this task.
         if let Some(hub) = self.hub.upgrade() {
-            hub.do_send(FromLayer(event));
+            hub.do_send(event);
         }
     }
 

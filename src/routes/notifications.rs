@@ -12,12 +12,11 @@ use super::{
 
 use crate::{
     auth::{AdminUser, CurrentUser},
-    domain,
+    domain::NewNotification,
     error::{ApiError, ErrorBody},
     payloads::NotificationView,
     routes::typed,
     services::{
-        group_commit::{self, NewNotification},
         idempotency::{self, Answer},
         notifications::{self, ListFilter, NotificationPage},
     },
@@ -158,7 +157,7 @@ async fn mark_read(
     current: CurrentUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    notifications::mark_read(&state.db, &state.hub, current.user().id, id.into_inner()).await?;
+    notifications::mark_read(&state.db, &state.outbox, current.user().id, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(Success {
         success: true,
         message: "Notification marked as read",
@@ -184,7 +183,7 @@ async fn mark_unread(
     current: CurrentUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    notifications::mark_unread(&state.db, &state.hub, current.user().id, id.into_inner()).await?;
+    notifications::mark_unread(&state.db, &state.outbox, current.user().id, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(Success {
         success: true,
         message: "Notification marked as unread",
@@ -210,7 +209,7 @@ async fn delete(
     current: CurrentUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    notifications::delete(&state.db, &state.hub, current.user().id, id.into_inner()).await?;
+    notifications::delete(&state.db, &state.outbox, current.user().id, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(Success {
         success: true,
         message: "Notification deleted",
@@ -261,7 +260,7 @@ async fn delete_read(
             "only read notifications can be deleted together: DELETE /api/notifications/?read=true".into(),
         ));
     }
-    let count = notifications::delete_read(&state.db, &state.hub, current.user().id).await?;
+    let count = notifications::delete_read(&state.db, &state.outbox, current.user().id).await?;
     Ok(HttpResponse::Ok().json(Counted {
         success: true,
         message: format!("{count} notifications deleted"),
@@ -282,7 +281,7 @@ async fn delete_read(
     )
 )]
 async fn mark_all_read(state: web::Data<AppState>, current: CurrentUser) -> Result<HttpResponse, ApiError> {
-    let count = notifications::mark_all_read(&state.db, &state.hub, current.user().id).await?;
+    let count = notifications::mark_all_read(&state.db, &state.outbox, current.user().id).await?;
     Ok(HttpResponse::Ok().json(Counted {
         success: true,
         message: format!("{count} notifications marked as read"),
@@ -338,14 +337,13 @@ async fn create(
     raw: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let body: CreateBody = typed(&raw)?;
-    let new = NewNotification {
-        // An id beyond the column's range names no user either.
-        user_id: i32::try_from(body.user_id).map_err(|_| group_commit::no_such_user())?,
-        title: domain::required_text("title", &body.title, domain::TITLE_MAX_CHARS)?,
-        message: domain::required_text("message", &body.message, domain::MESSAGE_MAX_CHARS)?,
-        notification_type: domain::notification_type(&body.notification_type)?,
-        link: domain::link(body.link.as_deref().unwrap_or(""))?,
-    };
+    let new = NewNotification::parse(
+        body.user_id,
+        &body.title,
+        &body.message,
+        &body.notification_type,
+        body.link.as_deref().unwrap_or(""),
+    )?;
     let db = state.db.clone();
     idempotency::once(&db, &req, admin.0.user().id, &raw, move || async move {
         let model = state.notification_writer.create(new).await?;

@@ -3,7 +3,7 @@
 //! Every change is saved through the entity, whose hooks push it (or its withdrawal) to every
 //! socket; the expiry timer (`announcement_expiry`) withdraws them when `expires_at` passes.
 use std::{
-    sync::RwLock,
+    sync::{Arc, RwLock},
     time::{Duration, Instant},
 };
 
@@ -15,15 +15,15 @@ use sea_orm::{
     QueryOrder,
 };
 
-use crate::{error::ApiError, payloads::GlobalView};
+use crate::{cache_versions::CacheVersions, error::ApiError, payloads::GlobalView};
 
 /// How long the cached public list may lag a change made by another node or process.
-/// Changes saved through this process refresh it at once (see `entity::changes`).
+/// Changes saved through this server refresh it at once (see `cache_versions`).
 const LIVE_LIST_TTL: Duration = Duration::from_secs(1);
 
 /// The public list, serialized once and shared by every request while it is fresh.
-#[derive(Default)]
 pub struct LiveListCache {
+    versions: Arc<CacheVersions>,
     cached: RwLock<Option<CachedList>>,
 }
 
@@ -36,9 +36,17 @@ struct CachedList {
 }
 
 impl LiveListCache {
+    /// A cache that is fresh while `versions` says the announcements are unchanged.
+    pub fn new(versions: Arc<CacheVersions>) -> Self {
+        Self {
+            versions,
+            cached: RwLock::new(None),
+        }
+    }
+
     /// The body of `GET /api/global-notifications/`.
     pub async fn body(&self, db: &DatabaseConnection) -> Result<Bytes, ApiError> {
-        let changes = entity::changes::announcements_version();
+        let changes = self.versions.announcements();
         if let Some(body) = self.fresh(changes) {
             return Ok(body);
         }

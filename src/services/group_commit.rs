@@ -8,14 +8,19 @@
 //! for a batch to fill: a create that finds the writer idle is written at once, on its own.
 //!
 //! Every saved row is pushed after its statement commits: a lone create through the entity's
-//! `after_save` hook, a batch through the entity's bulk path, which publishes each row the same way.
+//! `after_save` hook, a batch through the entity's bulk path, which publishes each row the same
+//! way. The writer task runs in the server's outbox scope, so both reach its hub.
 use std::collections::{HashMap, VecDeque};
 
-use entity::notification::{self, NotificationType};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseConnection, DbErr, SqlErr};
+use entity::notification;
+use sea_orm::{ActiveModelTrait, DatabaseConnection, DbErr, SqlErr};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::error::ApiError;
+use crate::{
+    domain::{NewNotification, no_such_user},
+    error::ApiError,
+    outbox::Outbox,
+};
 
 /// Creates written in one statement at most (SQLite allows 32,766 bound values; a row has 7).
 const MAX_BATCH: usize = 256;
@@ -32,55 +37,16 @@ struct Job {
     reply: oneshot::Sender<Result<notification::Model, ApiError>>,
 }
 
-/// A validated request to notify one user: the columns a create sets. They build the row, and
-/// recognise its saved model among the batch's (the order of a multi-row RETURNING is not
-/// guaranteed).
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct NewNotification {
-    pub user_id: i32,
-    pub title: String,
-    pub message: String,
-    pub notification_type: NotificationType,
-    pub link: String,
-}
-
-impl NewNotification {
-    fn of(model: &notification::Model) -> Self {
-        Self {
-            user_id: model.user_id,
-            title: model.title.clone(),
-            message: model.message.clone(),
-            notification_type: model.notification_type,
-            link: model.link.clone(),
-        }
-    }
-
-    fn active_model(&self) -> notification::ActiveModel {
-        notification::ActiveModel {
-            user_id: Set(self.user_id),
-            title: Set(self.title.clone()),
-            message: Set(self.message.clone()),
-            notification_type: Set(self.notification_type),
-            link: Set(self.link.clone()),
-            ..Default::default()
-        }
-    }
-}
-
-/// The answer to a create for a user that does not exist.
-pub fn no_such_user() -> ApiError {
-    ApiError::BadRequest("user_id does not name a user".into())
-}
-
 fn writer_gone() -> ApiError {
     ApiError::Internal("the notification writer has stopped".into())
 }
 
 impl NotificationWriter {
-    /// Starts the writer task on the current actix arbiter; it ends when the writer is dropped.
-    pub fn start(db: DatabaseConnection) -> Self {
+    /// Starts the writer task on the current actix arbiter, in `outbox`'s scope; it ends when
+    /// the writer is dropped.
+    pub fn start(db: DatabaseConnection, outbox: &Outbox) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE_LEN);
-        actix_web::rt::spawn(run(db, queue));
+        actix_web::rt::spawn(outbox.scope(run(db, queue)));
         Self { jobs }
     }
 
@@ -159,7 +125,7 @@ fn answer(batch: Vec<Job>, models: Vec<notification::Model>) {
 #[cfg(test)]
 mod tests {
     use migration::{Migrator, MigratorTrait};
-    use sea_orm::{EntityTrait, PaginatorTrait};
+    use sea_orm::{ActiveValue::Set, EntityTrait, PaginatorTrait};
 
     use super::*;
     use crate::{configuration::Settings, startup::connect_database};
@@ -190,13 +156,7 @@ mod tests {
             .iter()
             .map(|&(user_id, title)| {
                 let (reply, answer) = oneshot::channel();
-                let row = NewNotification {
-                    user_id,
-                    title: title.into(),
-                    message: "m".into(),
-                    notification_type: NotificationType::System,
-                    link: String::new(),
-                };
+                let row = NewNotification::parse(user_id.into(), title, "m", "system", "").expect("valid");
                 (Job { row, reply }, answer)
             })
             .unzip();

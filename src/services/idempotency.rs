@@ -118,9 +118,10 @@ where
         match claim(db, admin_id, &key, &fingerprint).await? {
             Claim::Ours(row_id) => {
                 // A task of its own: should this handler be dropped mid-way (its connection torn
-                // down), the create still finishes and records its answer for the retry.
+                // down), the create still finishes and records its answer for the retry. It
+                // carries the request's outbox scope, so what it saves is pushed.
                 let db = db.clone();
-                let run = actix_web::rt::spawn(async move {
+                let run = actix_web::rt::spawn(entity::outbox::carry(async move {
                     let answer = match create().await {
                         Ok(answer) => answer,
                         Err(e) => {
@@ -130,7 +131,7 @@ where
                     };
                     record(&db, row_id, &answer).await?;
                     Ok(answer)
-                });
+                }));
                 let answer = run.await.map_err(|e| ApiError::Internal(e.to_string()))??;
                 return Ok(answer.into_response());
             }

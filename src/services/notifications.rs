@@ -5,11 +5,10 @@
 //! deleting tell the hub so every socket of the user updates its list and badge.
 use std::{
     collections::HashMap,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use actix::Addr;
 use bytes::Bytes;
 use entity::notification;
 use sea_orm::{
@@ -19,8 +18,10 @@ use sea_orm::{
 };
 
 use crate::{
+    cache_versions::CacheVersions,
     error::ApiError,
-    hub::{NotificationHub, messages::NotificationsChanged},
+    hub::messages::NotificationsChanged,
+    outbox::Outbox,
     payloads::{Change, NotificationView},
     type_set::TypeSet,
 };
@@ -47,10 +48,11 @@ pub struct ListFilter {
 }
 
 /// Serialized list pages per (user, filter), reused while that user's notifications have not
-/// changed (`entity::changes`). Only for a single node: with several nodes another node's write
+/// changed (`cache_versions`). Only for a single node: with several nodes another node's write
 /// would go unseen, so there the cache is off and every request reads the database.
 pub struct ListCache {
     enabled: bool,
+    versions: Arc<CacheVersions>,
     pages: Mutex<CachedPages>,
 }
 
@@ -85,9 +87,12 @@ struct CachedPage {
 }
 
 impl ListCache {
-    pub fn new(enabled: bool) -> Self {
+    /// A cache whose pages are good while `versions` says their user's notifications are
+    /// unchanged; `enabled: false` keeps nothing.
+    pub fn new(enabled: bool, versions: Arc<CacheVersions>) -> Self {
         Self {
             enabled,
+            versions,
             pages: Mutex::new(CachedPages::default()),
         }
     }
@@ -96,7 +101,7 @@ impl ListCache {
     pub async fn body(&self, db: &DatabaseConnection, user_id: i32, filter: ListFilter) -> Result<Bytes, ApiError> {
         let key = (user_id, filter);
         // Read before the query: a write racing it leaves the entry with an outdated version.
-        let version = entity::changes::notifications_version(user_id);
+        let version = self.versions.notifications(user_id);
         if self.enabled
             && let Some(page) = self.pages.lock().unwrap_or_else(|e| e.into_inner()).by_key.get(&key)
             && page.version == version
@@ -237,13 +242,8 @@ pub async fn unread_count(db: &DatabaseConnection, user_id: i32) -> Result<u64, 
 }
 
 /// Marks one of `user_id`'s notifications read (again fine); 404 for anyone else's or unknown.
-pub async fn mark_read(
-    db: &DatabaseConnection,
-    hub: &Addr<NotificationHub>,
-    user_id: i32,
-    id: i64,
-) -> Result<(), ApiError> {
-    set_read(db, hub, user_id, id, true).await
+pub async fn mark_read(db: &DatabaseConnection, outbox: &Outbox, user_id: i32, id: i64) -> Result<(), ApiError> {
+    set_read(db, outbox, user_id, id, true).await
 }
 
 /// Marks all of `user_id`'s notifications read; answers how many were unread.
@@ -251,11 +251,7 @@ pub async fn mark_read(
 /// One `UPDATE ... RETURNING id` on both backends: no id list is bound into the statement, so
 /// any number of unread notifications works (SQLite refuses more than 32,766 bound values), and
 /// the ids pushed are exactly the rows this statement changed.
-pub async fn mark_all_read(
-    db: &DatabaseConnection,
-    hub: &Addr<NotificationHub>,
-    user_id: i32,
-) -> Result<u64, ApiError> {
+pub async fn mark_all_read(db: &DatabaseConnection, outbox: &Outbox, user_id: i32) -> Result<u64, ApiError> {
     let update = Query::update()
         .table(notification::Entity)
         .value(notification::Column::IsRead, true)
@@ -274,29 +270,18 @@ pub async fn mark_all_read(
     }
     ids.sort_unstable();
     let marked = ids.len() as u64;
-    tell(db, hub, user_id, Change::Read, ids).await?;
+    tell(db, outbox, user_id, Change::Read, ids).await?;
     Ok(marked)
 }
 
 /// Marks one of `user_id`'s notifications unread (again fine); 404 for anyone else's or unknown.
-pub async fn mark_unread(
-    db: &DatabaseConnection,
-    hub: &Addr<NotificationHub>,
-    user_id: i32,
-    id: i64,
-) -> Result<(), ApiError> {
-    set_read(db, hub, user_id, id, false).await
+pub async fn mark_unread(db: &DatabaseConnection, outbox: &Outbox, user_id: i32, id: i64) -> Result<(), ApiError> {
+    set_read(db, outbox, user_id, id, false).await
 }
 
 /// Sets one notification's `is_read`, matching on the owner in the UPDATE itself: another user's
 /// id changes nothing and answers 404, as an unknown one does.
-async fn set_read(
-    db: &DatabaseConnection,
-    hub: &Addr<NotificationHub>,
-    user_id: i32,
-    id: i64,
-    read: bool,
-) -> Result<(), ApiError> {
+async fn set_read(db: &DatabaseConnection, outbox: &Outbox, user_id: i32, id: i64, read: bool) -> Result<(), ApiError> {
     let id = i32::try_from(id).map_err(|_| ApiError::NotFound)?;
     let updated = notification::Entity::update_many()
         .col_expr(notification::Column::IsRead, read.into())
@@ -308,16 +293,11 @@ async fn set_read(
         return Err(ApiError::NotFound);
     }
     let change = if read { Change::Read } else { Change::Unread };
-    tell(db, hub, user_id, change, vec![id]).await
+    tell(db, outbox, user_id, change, vec![id]).await
 }
 
 /// Deletes one of `user_id`'s notifications; 404 for anyone else's or unknown.
-pub async fn delete(
-    db: &DatabaseConnection,
-    hub: &Addr<NotificationHub>,
-    user_id: i32,
-    id: i64,
-) -> Result<(), ApiError> {
+pub async fn delete(db: &DatabaseConnection, outbox: &Outbox, user_id: i32, id: i64) -> Result<(), ApiError> {
     let id = i32::try_from(id).map_err(|_| ApiError::NotFound)?;
     let deleted = notification::Entity::delete_many()
         .filter(notification::Column::Id.eq(id))
@@ -327,11 +307,11 @@ pub async fn delete(
     if deleted.rows_affected == 0 {
         return Err(ApiError::NotFound);
     }
-    tell(db, hub, user_id, Change::Deleted, vec![id]).await
+    tell(db, outbox, user_id, Change::Deleted, vec![id]).await
 }
 
 /// Deletes `user_id`'s read notifications; answers how many.
-pub async fn delete_read(db: &DatabaseConnection, hub: &Addr<NotificationHub>, user_id: i32) -> Result<u64, ApiError> {
+pub async fn delete_read(db: &DatabaseConnection, outbox: &Outbox, user_id: i32) -> Result<u64, ApiError> {
     // RETURNING names exactly the rows deleted, however many, in one statement.
     let deleted = notification::Entity::delete_many()
         .filter(notification::Column::UserId.eq(user_id))
@@ -343,22 +323,22 @@ pub async fn delete_read(db: &DatabaseConnection, hub: &Addr<NotificationHub>, u
     }
     let mut ids: Vec<i32> = deleted.iter().map(|n| n.id).collect();
     ids.sort_unstable();
-    tell(db, hub, user_id, Change::Deleted, ids).await?;
+    tell(db, outbox, user_id, Change::Deleted, ids).await?;
     Ok(deleted.len() as u64)
 }
 
-/// After a change to `user_id`'s notifications has committed: cached lists learn they are stale,
-/// and every socket of the user gets the change with the unread count after it.
+/// After a change to `user_id`'s notifications has committed: this server's cached lists learn
+/// they are stale, and every socket of the user gets the change with the unread count after it.
 async fn tell(
     db: &DatabaseConnection,
-    hub: &Addr<NotificationHub>,
+    outbox: &Outbox,
     user_id: i32,
     change: Change,
     ids: Vec<i32>,
 ) -> Result<(), ApiError> {
-    entity::changes::touch_notifications(user_id);
+    outbox.versions().touch_notifications(user_id);
     let unread_count = unread_count(db, user_id).await?;
-    hub.do_send(NotificationsChanged {
+    outbox.hub().do_send(NotificationsChanged {
         user_id,
         change,
         ids,

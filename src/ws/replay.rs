@@ -11,8 +11,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::transport::Outlet;
 use crate::{
-    hub::messages::PushFrame,
-    payloads,
+    payloads::{self, PushFrame},
     services::catch_up::{self, Missed, Since},
     state::AppState,
 };

@@ -12,13 +12,12 @@ use actix_web::web;
 use actix_web_actors::ws::{self, CloseCode, CloseReason};
 use governor::{DefaultDirectRateLimiter, Quota};
 use serde::Deserialize;
-use tokio::sync::oneshot;
 
-use super::{delivery, inflow::Inflow, transport::Outlet};
+use super::{inflow::Inflow, registration::Registration, transport::Outlet};
 use crate::{
     auth::Credential,
     error::ApiError,
-    hub::messages::{Connect, Disconnect, Joined, ToSession},
+    hub::messages::ToSession,
     limits::{connections::AddressSlot, sockets::SocketSlot},
     payloads,
     services::notifications,
@@ -34,9 +33,8 @@ const OVERRUN_QUIET: Duration = Duration::from_secs(1);
 pub struct WsSession {
     id: u64,
     user_id: i32,
-    credential_id: i32,
-    /// Told once the hub has added this session to its groups (the handshake waits for it).
-    joined: Option<oneshot::Sender<Joined>>,
+    /// Its places in the hub and in this thread's delivery, until the session stops.
+    registration: Option<Registration>,
     state: web::Data<AppState>,
     /// The socket's sending side, which this thread's delivery task writes pushes to.
     outlet: Outlet,
@@ -120,8 +118,8 @@ impl WsSession {
     pub fn new(
         id: u64,
         credential: &Credential,
+        registration: Registration,
         state: web::Data<AppState>,
-        joined: oneshot::Sender<Joined>,
         outlet: Outlet,
         transport: Waker,
         bounds: Bounds,
@@ -132,8 +130,7 @@ impl WsSession {
         Self {
             id,
             user_id: credential.user.id,
-            credential_id: credential.id,
-            joined: Some(joined),
+            registration: Some(registration),
             state,
             outlet,
             transport,
@@ -176,7 +173,9 @@ impl WsSession {
         }
     }
 
-    /// Sends a close frame, after which no push may follow, and stops.
+    /// Sends a close frame, after which no push may follow, and stops. The outlet is closed
+    /// first: from then on pushes are dropped, and the close frame, queued by the context
+    /// behind what the session wrote before, is the last frame out.
     fn close(&mut self, ctx: &mut ws::WebsocketContext<Self>, reason: Option<CloseReason>) {
         self.outlet.close();
         ctx.close(reason);
@@ -245,7 +244,11 @@ impl WsSession {
         self.acting = true;
         let state = self.state.clone();
         let user_id = self.user_id;
-        let work = async move { notifications::mark_read(&state.db, &state.hub, user_id, id).await };
+        // In this server's outbox scope, as a request is: whatever the action saves is pushed.
+        let work = self
+            .state
+            .outbox
+            .scope(async move { notifications::mark_read(&state.db, &state.outbox, user_id, id).await });
         ctx.spawn(fut::wrap_future::<_, Self>(work).map(|result, session, ctx| {
             match result {
                 Ok(()) => {}
@@ -280,23 +283,17 @@ struct ClientFrame {
 impl Actor for WsSession {
     type Context = ws::WebsocketContext<Self>;
 
+    /// Runs at the first poll of the context, before the 101 goes out: the hub can now reach
+    /// the session, so it joins its groups.
     fn started(&mut self, ctx: &mut Self::Context) {
-        let queue_len = self.state.settings.websocket.worker_queue_len;
-        let worker = delivery::register(self.id, self.outlet.clone(), &self.state.hub, queue_len);
-        self.state.hub.do_send(Connect {
-            session_id: self.id,
-            user_id: self.user_id,
-            credential_id: self.credential_id,
-            recipient: ctx.address().recipient(),
-            worker,
-            joined: self.joined.take(),
-        });
+        if let Some(registration) = &mut self.registration {
+            registration.join(ctx.address().recipient());
+        }
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        self.outlet.close();
-        delivery::unregister(self.id);
-        self.state.hub.do_send(Disconnect { session_id: self.id });
+        // Out of the hub's groups and this thread's delivery, its outlet closed.
+        self.registration = None;
         // Stopping wakes nothing the context waits on: the transport must look again to see
         // the end, send what is left and close the connection.
         self.transport.wake_by_ref();

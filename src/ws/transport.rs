@@ -32,7 +32,7 @@ use tokio::{
 };
 
 use super::inflow::{FrameScan, Inflow, Scanned};
-use crate::hub::messages::PushKey;
+use crate::push::PushKey;
 
 /// Pushes a socket keeps back while its replay is being read, at most: past it the rest are
 /// dropped and the replay reports itself incomplete (the client refetches over REST).
@@ -189,17 +189,42 @@ pub struct Outlet(Rc<RefCell<Sending>>);
 
 struct Sending {
     io: OwnedWriteHalf,
-    /// Being written: everything else waits behind it.
-    pending: Bytes,
-    /// Waiting behind `pending`, in order; freed again once drained (a backlog is rare).
+    /// What waits for the socket: nothing (`None`, nearly always), or a chunk being written
+    /// and the chunks behind it.
+    backlog: Option<Backlog>,
+    /// Wakes the pump, for what `push` could not write itself.
+    pump: Waker,
+    /// How pushes get in while the session is open. `None` once it is closing: its close frame
+    /// must be the last frame, so no way for a push is left.
+    open: Option<Pushes>,
+}
+
+/// A chunk being written and the chunks waiting behind it. Its shape keeps the order: nothing
+/// waits unless something is being written, so a push that finds no backlog may be written at
+/// once without overtaking anything.
+struct Backlog {
+    /// Being written; never empty while waiting (once written, the next chunk takes its place,
+    /// or the backlog goes).
+    writing: Bytes,
+    /// Waiting behind `writing`, in order; freed with the backlog once drained (a backlog is rare).
     queue: VecDeque<Bytes>,
+}
+
+impl Backlog {
+    fn new(writing: Bytes) -> Self {
+        debug_assert!(!writing.is_empty(), "a backlog starts with something to write");
+        Self {
+            writing,
+            queue: VecDeque::new(),
+        }
+    }
+}
+
+/// What decides a push's fate while the session is open.
+struct Pushes {
     /// How many pushes may wait: past it the client is not reading its socket, and queuing more
     /// would grow memory for nobody.
     limit: usize,
-    /// The session is closing: its close frame must be the last frame, so pushes are dropped.
-    closed: bool,
-    /// Wakes the pump, for what `push` could not write itself.
-    pump: Waker,
     /// While the socket's replay is being read (a handshake with `last_id`, ...), pushes wait
     /// here, so that the replay goes first and what it already holds is not sent twice. Boxed:
     /// an idle socket pays one pointer for it.
@@ -243,13 +268,13 @@ impl Outlet {
     pub fn new(io: OwnedWriteHalf, head: Bytes, limit: usize, pump: Waker, hold: bool) -> Self {
         Self(Rc::new(RefCell::new(Sending {
             io,
-            pending: head,
-            queue: VecDeque::new(),
-            limit,
-            closed: false,
+            backlog: (!head.is_empty()).then(|| Backlog::new(head)),
             pump,
-            held: hold.then(Box::default),
-            had: (0, 0),
+            open: Some(Pushes {
+                limit,
+                held: hold.then(Box::default),
+                had: (0, 0),
+            }),
         })))
     }
 
@@ -257,14 +282,19 @@ impl Outlet {
     /// back while the replay is being read.
     pub fn push(&self, frame: &Bytes, key: PushKey) -> Pushed {
         let mut sending = self.0.borrow_mut();
-        let s = &mut *sending;
-        if s.closed {
+        let Sending {
+            io,
+            backlog,
+            pump,
+            open,
+        } = &mut *sending;
+        let Some(pushes) = open else {
             return Pushed::Dropped;
-        }
-        if already_had(key, s.had) {
+        };
+        if already_had(key, pushes.had) {
             return Pushed::Taken;
         }
-        if let Some(held) = &mut s.held {
+        if let Some(held) = &mut pushes.held {
             if held.pushes.len() < HOLD_MAX {
                 held.pushes.push_back((key, frame.clone()));
             } else {
@@ -272,30 +302,36 @@ impl Outlet {
             }
             return Pushed::Taken;
         }
-        if s.pending.is_empty() {
-            match s.io.try_write(frame) {
-                Ok(n) if n == frame.len() => return Pushed::Taken,
-                Ok(n) => s.pending = frame.slice(n..),
-                // An error is left for the pump to meet: it ends the connection.
-                Err(_) => s.pending = frame.clone(),
+        match backlog {
+            None => {
+                match io.try_write(frame) {
+                    Ok(n) if n == frame.len() => return Pushed::Taken,
+                    Ok(n) => *backlog = Some(Backlog::new(frame.slice(n..))),
+                    // An error is left for the pump to meet: it ends the connection.
+                    Err(_) => *backlog = Some(Backlog::new(frame.clone())),
+                }
+                // The pump is idle, not waiting for the socket: it must take over.
+                pump.wake_by_ref();
+                Pushed::Taken
             }
-            // The pump is idle, not waiting for the socket: it must take over.
-            s.pump.wake_by_ref();
-            return Pushed::Taken;
+            Some(waiting) if waiting.queue.len() >= pushes.limit => {
+                // The frame being written stays whole; the pushes behind it go, and the outlet
+                // closes.
+                waiting.queue = VecDeque::new();
+                *open = None;
+                Pushed::TooSlow
+            }
+            // Behind what the pump is already waiting to write.
+            Some(waiting) => {
+                waiting.queue.push_back(frame.clone());
+                Pushed::Taken
+            }
         }
-        if s.queue.len() >= s.limit {
-            s.closed = true;
-            s.queue = VecDeque::new();
-            return Pushed::TooSlow;
-        }
-        // Behind `pending`, which the pump is already waiting to write.
-        s.queue.push_back(frame.clone());
-        Pushed::Taken
     }
 
     /// From now on pushes are dropped: the session's close frame is to be its last frame.
     pub fn close(&self) {
-        self.0.borrow_mut().closed = true;
+        self.0.borrow_mut().open = None;
     }
 
     /// Stops keeping pushes back and answers those kept, less those the client has: it has
@@ -304,8 +340,11 @@ impl Outlet {
     /// before it next awaits goes before every later push.
     pub fn end_hold(&self, had: (i32, i32)) -> Held {
         let mut s = self.0.borrow_mut();
-        s.had = had;
-        let mut held = s.held.take().map(|held| *held).unwrap_or_default();
+        let Some(pushes) = &mut s.open else {
+            return Held::default();
+        };
+        pushes.had = had;
+        let mut held = pushes.held.take().map(|held| *held).unwrap_or_default();
         held.pushes.retain(|(key, _)| !already_had(*key, had));
         held
     }
@@ -313,7 +352,7 @@ impl Outlet {
     /// Sends the replay (its frames, the `sync` message and the kept pushes, as one chunk) ahead
     /// of every later push. One chunk: the replay must not count against the queue's bound.
     pub fn send_replay(&self, chunk: Bytes) {
-        if self.0.borrow().closed {
+        if self.0.borrow().open.is_none() {
             return;
         }
         self.queue_own(chunk);
@@ -322,39 +361,36 @@ impl Outlet {
 
     /// Queues the session's own frames (pongs, replies, its close frame) behind the pushes.
     fn queue_own(&self, chunk: Bytes) {
+        if chunk.is_empty() {
+            return;
+        }
         let mut s = self.0.borrow_mut();
-        if s.pending.is_empty() {
-            s.pending = chunk;
-        } else {
-            s.queue.push_back(chunk);
+        match &mut s.backlog {
+            None => s.backlog = Some(Backlog::new(chunk)),
+            Some(waiting) => waiting.queue.push_back(chunk),
         }
     }
 
     /// Writes until nothing waits (ready) or the socket is full (pending, woken when it drains).
     fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut sending = self.0.borrow_mut();
-        let s = &mut *sending;
-        loop {
-            while !s.pending.is_empty() {
-                match Pin::new(&mut s.io).poll_write(cx, &s.pending) {
+        let Sending { io, backlog, .. } = &mut *sending;
+        while let Some(waiting) = backlog {
+            while !waiting.writing.is_empty() {
+                match Pin::new(&mut *io).poll_write(cx, &waiting.writing) {
                     Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                    Poll::Ready(Ok(n)) => s.pending.advance(n),
+                    Poll::Ready(Ok(n)) => waiting.writing.advance(n),
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                     Poll::Pending => return Poll::Pending,
                 }
             }
-            match s.queue.pop_front() {
-                Some(next) => s.pending = next,
-                None => {
-                    // Written: let go of the chunk's memory, and of the queue's, before waiting.
-                    s.pending = Bytes::new();
-                    if s.queue.capacity() > 0 {
-                        s.queue = VecDeque::new();
-                    }
-                    return Poll::Ready(Ok(()));
-                }
+            match waiting.queue.pop_front() {
+                Some(next) => waiting.writing = next,
+                // Written: the backlog's memory, chunk and queue, goes before waiting.
+                None => *backlog = None,
             }
         }
+        Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -457,7 +493,7 @@ mod tests {
         assert!(matches!(flush(&outlet), Poll::Ready(Ok(()))));
         // Idle now: written at once, with nothing for the pump to do.
         assert_eq!(outlet.push(&Bytes::from_static(b"c"), PushKey::Other), Pushed::Taken);
-        assert!(outlet.0.borrow().pending.is_empty());
+        assert!(outlet.0.borrow().backlog.is_none());
         outlet.queue_own(Bytes::from_static(b"close"));
         outlet.close();
         assert_eq!(
@@ -471,7 +507,7 @@ mod tests {
     #[actix_web::test]
     async fn a_replay_drops_the_pushes_it_covers_held_or_later() {
         let (outlet, mut peer) = connected(b"", 8).await;
-        outlet.0.borrow_mut().held = Some(Box::default());
+        outlet.0.borrow_mut().open.as_mut().expect("open").held = Some(Box::default());
         for (key, frame) in [
             (PushKey::Personal(4), &b"n4"[..]),
             (PushKey::Other, b"rd"),

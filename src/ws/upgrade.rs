@@ -8,7 +8,6 @@
 use std::{
     future::poll_fn,
     rc::Rc,
-    sync::atomic::{AtomicU64, Ordering},
     task::{Context, Poll, Waker},
     time::{Duration, Instant},
 };
@@ -25,10 +24,12 @@ use actix_web::{ResponseError, rt::net::TcpStream, web};
 use actix_web_actors::ws::WebsocketContext;
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
-use tokio::{io::AsyncWriteExt, sync::oneshot};
+use tokio::io::AsyncWriteExt;
 
 use super::{
+    delivery::Delivery,
     inflow::Inflow,
+    registration::Registration,
     replay,
     session::{Bounds, WsSession},
     transport::{Outlet, SocketReader, Wakeup, pump},
@@ -50,11 +51,14 @@ pub const PATH: &str = "/ws/notifications/";
 /// before it answers anyway (the link is failing; the hub catches up once it is back).
 const SUBSCRIBE_WAIT: Duration = Duration::from_secs(2);
 
-static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
-
 /// Answers one upgrade request on its connection and, once accepted, hands the socket to a
-/// task of its own for the rest of its life.
-pub async fn serve(req: Request, framed: Framed<TcpStream, h1::Codec>, state: web::Data<AppState>) {
+/// task of its own for the rest of its life. `delivery` is this worker thread's.
+pub async fn serve(
+    req: Request,
+    framed: Framed<TcpStream, h1::Codec>,
+    state: web::Data<AppState>,
+    delivery: Rc<Delivery>,
+) {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.path().to_owned();
@@ -103,8 +107,7 @@ pub async fn serve(req: Request, framed: Framed<TcpStream, h1::Codec>, state: we
     }
     let (read, write) = parts.io.into_split();
 
-    let (joined_tx, joined_rx) = oneshot::channel();
-    let session_id = NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed);
+    let session_id = state.session_ids.next();
     let wakeup = Wakeup::new();
     let waker = Waker::from(wakeup.clone());
     // The 101 goes first: pushes that reach the session before it is written wait behind it.
@@ -116,13 +119,21 @@ pub async fn serve(req: Request, framed: Framed<TcpStream, h1::Codec>, state: we
         waker.clone(),
         since.is_some(),
     );
+    let (registration, joined) = Registration::new(
+        session_id,
+        credential.user.id,
+        credential.id,
+        outlet.clone(),
+        delivery,
+        state.hub.clone(),
+    );
     let inflow = Rc::new(Inflow::default());
     let user_id = credential.user.id;
     let session = WsSession::new(
         session_id,
         &credential,
+        registration,
         state.clone(),
-        joined_tx,
         outlet.clone(),
         waker.clone(),
         Bounds {
@@ -144,7 +155,7 @@ pub async fn serve(req: Request, framed: Framed<TcpStream, h1::Codec>, state: we
         // groups. The 101 goes out only once the hub has done so: a push right after the
         // handshake reaches this socket.
         let first = poll_fn(|_| Poll::Ready(frames.as_mut().poll_next(&mut Context::from_waker(&waker)))).await;
-        let joined = match (&first, joined_rx.await) {
+        let joined = match (&first, joined.await) {
             (Poll::Ready(None | Some(Err(_))), _) | (_, Err(_)) => {
                 // Nothing was answered: the connection just closes.
                 log::error!(

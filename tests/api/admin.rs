@@ -469,7 +469,7 @@ async fn insert_notification(
     is_read: bool,
     created_at: chrono::DateTime<Utc>,
 ) {
-    notification::ActiveModel {
+    let row = notification::ActiveModel {
         user_id: Set(user_id),
         title: Set(title.into()),
         message: Set("m".into()),
@@ -478,10 +478,8 @@ async fn insert_notification(
         link: Set(String::new()),
         created_at: Set(created_at),
         ..Default::default()
-    }
-    .insert(&app.db)
-    .await
-    .unwrap();
+    };
+    app.saving(row.insert(&app.db)).await.unwrap();
 }
 
 async fn titles_of(app: &TestApp, user_id: i32) -> Vec<String> {
@@ -557,7 +555,7 @@ async fn retention_deletes_exactly_what_it_should(backend: Backend) {
         max_per_user: 3,
         interval_secs: 0,
     };
-    let deleted = retention::run_once(&app.db, &settings)
+    let deleted = retention::run_once(&app.db, &settings, app.outbox.versions())
         .await
         .unwrap()
         .expect("the lock is free");
@@ -592,7 +590,10 @@ async fn retention_deletes_exactly_what_it_should(backend: Backend) {
     assert_eq!(app.get("/api/notifications/", Some(&bob.token)).await.1["count"], 3);
 
     // A second run finds nothing more; with 0 the limits are off.
-    let again = retention::run_once(&app.db, &settings).await.unwrap().unwrap();
+    let again = retention::run_once(&app.db, &settings, app.outbox.versions())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(again, retention::Deleted::default());
     let off = RetentionSettings {
         read_after_days: 0,
@@ -601,7 +602,10 @@ async fn retention_deletes_exactly_what_it_should(backend: Backend) {
     };
     insert_notification(&app, alice.id, "ancient read", true, days_ago(1000)).await;
     assert_eq!(
-        retention::run_once(&app.db, &off).await.unwrap().unwrap(),
+        retention::run_once(&app.db, &off, app.outbox.versions())
+            .await
+            .unwrap()
+            .unwrap(),
         retention::Deleted::default()
     );
     assert_eq!(titles_of(&app, alice.id).await.len(), 4);
@@ -638,12 +642,17 @@ async fn retention_runs_on_one_postgres_node_at_a_time() {
         ))
         .await
         .unwrap();
-    assert_eq!(retention::run_once(&app.db, &settings).await.unwrap(), None);
+    assert_eq!(
+        retention::run_once(&app.db, &settings, app.outbox.versions())
+            .await
+            .unwrap(),
+        None
+    );
     assert_eq!(titles_of(&app, user.id).await, ["old read"]);
 
     // Once it is done, this node runs.
     other.rollback().await.unwrap();
-    let deleted = retention::run_once(&app.db, &settings)
+    let deleted = retention::run_once(&app.db, &settings, app.outbox.versions())
         .await
         .unwrap()
         .expect("the lock is free");

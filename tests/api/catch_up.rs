@@ -57,7 +57,7 @@ async fn until_sync(socket: &mut WsClient) -> (Vec<Value>, Value) {
 async fn saved_notifications(app: &crate::helpers::TestApp, user_id: i32, count: usize) -> Vec<i32> {
     let rows = (0..count).map(|i| notification_row(user_id, format!("missed {i}")));
     // Saved while the test's client is away (its sockets of the moment are dropped unread).
-    notification::insert_many_and_push(&app.db, rows.collect())
+    app.saving(notification::insert_many_and_push(&app.db, rows.collect()))
         .await
         .unwrap();
     let mut ids: Vec<i32> = notification::Entity::find()
@@ -105,16 +105,18 @@ async fn the_replay_sends_what_was_missed_in_order_then_sync(backend: Backend) {
         .await;
     app.announce(json!({ "title": "hidden", "message": "m", "level": "info", "show_on_site": false }))
         .await;
-    global_notification::ActiveModel {
-        title: Set("expired".into()),
-        message: Set("m".into()),
-        level: Set(entity::global_notification::Level::Info),
-        is_active: Set(true),
-        show_on_site: Set(true),
-        expires_at: Set(Some(Utc::now() - chrono::Duration::minutes(1))),
-        ..Default::default()
-    }
-    .insert(&app.db)
+    app.saving(
+        global_notification::ActiveModel {
+            title: Set("expired".into()),
+            message: Set("m".into()),
+            level: Set(entity::global_notification::Level::Info),
+            is_active: Set(true),
+            show_on_site: Set(true),
+            expires_at: Set(Some(Utc::now() - chrono::Duration::minutes(1))),
+            ..Default::default()
+        }
+        .insert(&app.db),
+    )
     .await
     .unwrap();
 
@@ -236,7 +238,10 @@ async fn a_muted_type_is_never_replayed(backend: Backend) {
         .await;
     assert_eq!(status, reqwest::StatusCode::OK);
     app.notify(user.id, "muted: a message").await;
-    let system = notification_row(user.id, "not muted").insert(&app.db).await.unwrap();
+    let system = app
+        .saving(notification_row(user.id, "not muted").insert(&app.db))
+        .await
+        .unwrap();
 
     let mut socket = ws_query(&app, &user, "last_id=0").await.expect("accepted");
     let (replayed, sync) = until_sync(&mut socket).await;

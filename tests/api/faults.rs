@@ -34,7 +34,7 @@ async fn a_nested_transaction_rolls_back_with_the_outer_one(backend: Backend) {
     let (outer_row, inner_row) = (notification_row(user.id, "outer"), notification_row(user.id, "inner"));
     let result = tokio::time::timeout(
         NESTED_BOUND,
-        entity::transaction::run(&app.db, |txn| {
+        app.saving(entity::transaction::run(&app.db, |txn| {
             Box::pin(async move {
                 outer_row.insert(txn).await?;
                 // Nested code that only knows the pool handle, as a service function would.
@@ -45,7 +45,7 @@ async fn a_nested_transaction_rolls_back_with_the_outer_one(backend: Backend) {
                 .map_err(|e| DbErr::Custom(e.to_string()))?;
                 Err::<(), DbErr>(DbErr::Custom("the outer one changes its mind".into()))
             })
-        }),
+        })),
     )
     .await
     .expect("the nested write does not wait for the outer transaction's lock");
@@ -70,7 +70,7 @@ async fn nested_pushes_wait_for_the_outermost_commit(backend: Backend) {
     let [outer_row, kept_row, undone_row] = rows;
     let result = tokio::time::timeout(
         NESTED_BOUND,
-        entity::transaction::run(&app.db, |txn| {
+        app.saving(entity::transaction::run(&app.db, |txn| {
             Box::pin(async move {
                 outer_row.insert(txn).await?;
                 entity::transaction::run(&db, |inner| {
@@ -89,7 +89,7 @@ async fn nested_pushes_wait_for_the_outermost_commit(backend: Backend) {
                 assert!(undone.is_err());
                 Ok::<(), DbErr>(())
             })
-        }),
+        })),
     )
     .await
     .expect("nested transactions do not wait for each other");

@@ -140,13 +140,15 @@ async fn the_public_list_follows_every_save_and_expiry(backend: Backend) {
     assert_eq!(app.get("/api/global-notifications/", None).await.1["count"], 0);
 
     // Saved without HTTP: the (cached) list shows it on the very next request.
-    global_notification::ActiveModel {
-        title: Set("direct".into()),
-        message: Set("m".into()),
-        level: Set(entity::global_notification::Level::Info),
-        ..Default::default()
-    }
-    .insert(&app.db)
+    app.saving(
+        global_notification::ActiveModel {
+            title: Set("direct".into()),
+            message: Set("m".into()),
+            level: Set(entity::global_notification::Level::Info),
+            ..Default::default()
+        }
+        .insert(&app.db),
+    )
     .await
     .unwrap();
     assert_eq!(app.get("/api/global-notifications/", None).await.1["count"], 1);

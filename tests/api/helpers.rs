@@ -12,6 +12,7 @@ use herald::{
         NotificationHub,
         messages::{HubStats, Stats},
     },
+    outbox::Outbox,
     startup::{Application, ShutdownHandle},
 };
 use reqwest::{Method, StatusCode};
@@ -51,6 +52,9 @@ pub struct TestApp {
     pub api: Api,
     pub hub: Addr<NotificationHub>,
     pub db: DatabaseConnection,
+    /// Where this server's saves go: a test saving through the entity does it in its scope
+    /// (`saving`), as a request would.
+    pub outbox: Outbox,
     pub shutdown: ShutdownHandle,
     /// The metrics listener's port, when the settings asked for one (`metrics_bind`).
     pub metrics_port: Option<u16>,
@@ -203,6 +207,7 @@ async fn start(settings: Settings, guard: DatabaseGuard) -> TestApp {
     let port = app.port();
     let hub = app.hub();
     let db = app.db();
+    let outbox = app.outbox();
     let shutdown = app.shutdown_handle();
     let metrics_port = app.metrics_port();
     actix_web::rt::spawn(app.run_until_stopped());
@@ -210,6 +215,7 @@ async fn start(settings: Settings, guard: DatabaseGuard) -> TestApp {
         api: Api::logged_in_as_admin(port).await,
         hub,
         db,
+        outbox,
         shutdown,
         metrics_port,
         _guard: guard,
@@ -407,6 +413,12 @@ impl Api {
 }
 
 impl TestApp {
+    /// Runs `save` in this server's outbox scope: what it saves through the entity is pushed by
+    /// this server, as if a request had saved it.
+    pub async fn saving<F: std::future::Future>(&self, save: F) -> F::Output {
+        self.outbox.scope(save).await
+    }
+
     pub async fn stats(&self) -> HubStats {
         self.hub.send(Stats).await.expect("hub answers")
     }

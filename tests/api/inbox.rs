@@ -36,7 +36,10 @@ async fn seed(app: &crate::helpers::TestApp, user_id: i32, count: usize, kinds: 
                 ..notification_row(user_id, format!("n{i}"))
             })
             .collect();
-        let saved = notification::insert_many_and_push(&app.db, rows).await.unwrap();
+        let saved = app
+            .saving(notification::insert_many_and_push(&app.db, rows))
+            .await
+            .unwrap();
         ids.extend(saved.iter().map(|n| i64::from(n.id)));
     }
     ids.sort_unstable();
@@ -480,11 +483,13 @@ async fn a_muted_type_is_listed_but_never_reaches_a_socket(backend: Backend) {
 
     // Every way a notification is saved: the API, the entity hook, the bulk path.
     notify_type(&app, user.id, "message", "muted over the API").await;
-    notification::ActiveModel {
-        notification_type: Set(NotificationType::PostLike),
-        ..notification_row(user.id, "muted through the entity")
-    }
-    .insert(&app.db)
+    app.saving(
+        notification::ActiveModel {
+            notification_type: Set(NotificationType::PostLike),
+            ..notification_row(user.id, "muted through the entity")
+        }
+        .insert(&app.db),
+    )
     .await
     .unwrap();
     seed(&app, user.id, 2, &["message"]).await;

@@ -60,25 +60,30 @@ async fn saving_through_the_entity_pushes_without_http(backend: Backend) {
     let user = app.new_user().await;
     let mut socket = app.ws(&user).await;
 
-    let saved = notification::ActiveModel {
-        message: Set("no HTTP involved".into()),
-        ..notification_row(user.id, "from a background job")
-    }
-    .insert(&app.db)
-    .await
-    .unwrap();
+    let saved = app
+        .saving(
+            notification::ActiveModel {
+                message: Set("no HTTP involved".into()),
+                ..notification_row(user.id, "from a background job")
+            }
+            .insert(&app.db),
+        )
+        .await
+        .unwrap();
     let msg = socket.json().await;
     assert_eq!(msg["type"], "notification");
     assert_eq!(msg["notification"]["id"], saved.id);
     assert_eq!(msg["notification"]["link"], "");
 
-    global_notification::ActiveModel {
-        title: Set("direct".into()),
-        message: Set("announcement".into()),
-        level: Set(entity::global_notification::Level::Info),
-        ..Default::default()
-    }
-    .insert(&app.db)
+    app.saving(
+        global_notification::ActiveModel {
+            title: Set("direct".into()),
+            message: Set("announcement".into()),
+            level: Set(entity::global_notification::Level::Info),
+            ..Default::default()
+        }
+        .insert(&app.db),
+    )
     .await
     .unwrap();
     assert_eq!(socket.json().await["type"], "global_notification");
@@ -86,7 +91,7 @@ async fn saving_through_the_entity_pushes_without_http(backend: Backend) {
     // An update is not a creation: nothing is pushed again.
     let mut read: notification::ActiveModel = saved.into();
     read.is_read = Set(true);
-    read.update(&app.db).await.unwrap();
+    app.saving(read.update(&app.db)).await.unwrap();
     socket.expect_silence(QUIET).await;
 }
 
@@ -97,25 +102,26 @@ async fn transactions_push_only_after_commit(backend: Backend) {
     let new_row = |title: &str| notification_row(user.id, title);
 
     let rolled_back = new_row("rolled back");
-    let result = entity::transaction::run(&app.db, |txn| {
-        Box::pin(async move {
-            rolled_back.insert(txn).await?;
-            Err::<(), DbErr>(DbErr::Custom("changed my mind".into()))
-        })
-    })
-    .await;
+    let result = app
+        .saving(entity::transaction::run(&app.db, |txn| {
+            Box::pin(async move {
+                rolled_back.insert(txn).await?;
+                Err::<(), DbErr>(DbErr::Custom("changed my mind".into()))
+            })
+        }))
+        .await;
     assert!(result.is_err());
     socket.expect_silence(QUIET).await;
     assert_eq!(app.get("/api/notifications/", Some(&user.token)).await.1["count"], 0);
 
     let (a, b) = (new_row("a"), new_row("b"));
-    entity::transaction::run(&app.db, |txn| {
+    app.saving(entity::transaction::run(&app.db, |txn| {
         Box::pin(async move {
             a.insert(txn).await?;
             b.insert(txn).await?;
             Ok::<(), DbErr>(())
         })
-    })
+    }))
     .await
     .unwrap();
     assert_eq!(socket.json().await["notification"]["title"], "a");
@@ -134,7 +140,10 @@ async fn bulk_inserts_push_every_row(backend: Backend) {
             ..notification_row(if i == 1 { bob.id } else { alice.id }, format!("bulk {i}"))
         })
         .collect();
-    let saved = notification::insert_many_and_push(&app.db, rows).await.unwrap();
+    let saved = app
+        .saving(notification::insert_many_and_push(&app.db, rows))
+        .await
+        .unwrap();
     assert_eq!(saved.len(), 3);
     assert_eq!(alice_socket.json().await["notification"]["title"], "bulk 0");
     assert_eq!(alice_socket.json().await["notification"]["title"], "bulk 2");
@@ -228,13 +237,16 @@ async fn a_burst_of_200_arrives_complete_and_in_order(backend: Backend) {
     let mut socket = app.ws(&user).await;
     let mut ids = Vec::new();
     for i in 0..200 {
-        let saved = notification::ActiveModel {
-            notification_type: Set(entity::notification::NotificationType::Message),
-            ..notification_row(user.id, format!("burst {i}"))
-        }
-        .insert(&app.db)
-        .await
-        .unwrap();
+        let saved = app
+            .saving(
+                notification::ActiveModel {
+                    notification_type: Set(entity::notification::NotificationType::Message),
+                    ..notification_row(user.id, format!("burst {i}"))
+                }
+                .insert(&app.db),
+            )
+            .await
+            .unwrap();
         ids.push(saved.id);
     }
     let mut received = Vec::new();
@@ -331,7 +343,10 @@ async fn sockets_on_every_worker_thread_get_every_push_once_in_order() {
         let rows = (0..3)
             .map(|i| notification_row(alice.id, format!("round {round}, {i}")))
             .collect();
-        let saved = notification::insert_many_and_push(&app.db, rows).await.unwrap();
+        let saved = app
+            .saving(notification::insert_many_and_push(&app.db, rows))
+            .await
+            .unwrap();
         for_alice.extend(saved.iter().map(|n| ("notification".to_owned(), i64::from(n.id))));
         let live = app
             .announce(json!({ "title": format!("round {round}"), "message": "m", "level": "info" }))
@@ -357,6 +372,50 @@ async fn sockets_on_every_worker_thread_get_every_push_once_in_order() {
     }
 }
 
+async fn two_servers_in_one_process_each_push_only_their_own_saves(backend: Backend) {
+    let one = spawn_app_with(backend, |_| {}).await;
+    let other = spawn_app_with(backend, |_| {}).await;
+    // Each on its own database: the same user id on both, so a push that reached the wrong
+    // server's hub would land on the other user's socket.
+    let (alice, bob) = (one.new_user().await, other.new_user().await);
+    assert_eq!(alice.id, bob.id);
+    let (mut on_one, mut on_other) = (one.ws(&alice).await, other.ws(&bob).await);
+
+    let created = one.notify(alice.id, "over one's API").await;
+    assert_eq!(on_one.json().await["notification"]["id"], created["id"]);
+    let saved = other
+        .saving(notification_row(bob.id, "saved in other's scope").insert(&other.db))
+        .await
+        .unwrap();
+    assert_eq!(on_other.json().await["notification"]["id"], saved.id);
+    let live = one
+        .announce(json!({ "title": "one's news", "message": "m", "level": "info" }))
+        .await;
+    assert_eq!(on_one.json().await["notification"]["id"], live["id"]);
+
+    on_one.expect_silence(QUIET).await;
+    on_other.expect_silence(QUIET).await;
+}
+
+async fn a_save_outside_any_scope_is_kept_but_not_pushed(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let user = app.new_user().await;
+    let mut socket = app.ws(&user).await;
+
+    // A script or a spawned task that did not carry the scope: no server to push it.
+    let unpushed = notification_row(user.id, "outside").insert(&app.db).await.unwrap();
+    socket.expect_silence(QUIET).await;
+    let (_, listed) = app.get("/api/notifications/", Some(&user.token)).await;
+    assert_eq!(listed["notifications"][0]["id"], unpushed.id, "saved all the same");
+
+    // The same save in the server's scope is pushed: the socket was listening.
+    let pushed = app
+        .saving(notification_row(user.id, "inside").insert(&app.db))
+        .await
+        .unwrap();
+    assert_eq!(socket.json().await["notification"]["id"], pushed.id);
+}
+
 both_backends!(
     user_notifications_reach_only_that_users_sockets,
     global_notifications_reach_every_socket_when_live,
@@ -367,4 +426,6 @@ both_backends!(
     marking_someone_elses_notification_over_the_socket_fails_alone,
     a_burst_of_200_arrives_complete_and_in_order,
     concurrent_creates_each_get_their_own_row_and_push,
+    two_servers_in_one_process_each_push_only_their_own_saves,
+    a_save_outside_any_scope_is_kept_but_not_pushed,
 );

@@ -77,8 +77,7 @@ async fn a_push_and_a_refused_handshake_show_on_the_metrics_port_only(backend: B
     assert!(sample(&text, "herald_db_pool_idle_connections").is_some(), "{text}");
     assert!(!text.contains("herald_redis_connected"), "no Redis configured: {text}");
 
-    // Another server in the same process counts on its own. (Started last: entity hooks reach
-    // the newest hub of the actix System.)
+    // Another server in the same process counts on its own.
     let other = spawn_app_with(backend, |s| s.metrics_bind = "127.0.0.1:0".into()).await;
     let theirs = scrape(&other).await;
     assert_eq!(

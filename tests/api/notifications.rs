@@ -190,23 +190,26 @@ async fn the_list_reflects_every_write_at_once(backend: Backend) {
     assert_eq!(counts().await, (1, 1));
     assert_eq!(counts().await, (1, 1), "served again while unchanged");
 
-    let saved = row("entity").insert(&app.db).await.unwrap();
+    let saved = app.saving(row("entity").insert(&app.db)).await.unwrap();
     assert_eq!(counts().await, (2, 2));
     let mut read: notification::ActiveModel = saved.into();
     read.is_read = Set(true);
-    read.update(&app.db).await.unwrap();
+    app.saving(read.update(&app.db)).await.unwrap();
     assert_eq!(counts().await, (2, 1));
 
     let in_txn = row("transaction");
-    entity::transaction::run(&app.db, |txn| {
+    app.saving(entity::transaction::run(&app.db, |txn| {
         Box::pin(async move { in_txn.insert(txn).await.map(|_| ()) })
-    })
+    }))
     .await
     .unwrap();
     assert_eq!(counts().await, (3, 2));
-    notification::insert_many_and_push(&app.db, vec![row("bulk 1"), row("bulk 2")])
-        .await
-        .unwrap();
+    app.saving(notification::insert_many_and_push(
+        &app.db,
+        vec![row("bulk 1"), row("bulk 2")],
+    ))
+    .await
+    .unwrap();
     assert_eq!(counts().await, (5, 4));
     app.post("/api/notifications/mark-all-read/", Some(&user.token), None)
         .await;

@@ -719,7 +719,7 @@ async fn arbitrary_client_frames_get_an_answer_or_a_proper_close_and_never_crash
 async fn save_burst(app: &TestApp, user_id: i32, count: usize) -> Vec<String> {
     let titles: Vec<String> = (0..count).map(|i| format!("burst {i}")).collect();
     let rows = titles.iter().map(|t| notification_row(user_id, t.as_str())).collect();
-    entity::notification::insert_many_and_push(&app.db, rows)
+    app.saving(entity::notification::insert_many_and_push(&app.db, rows))
         .await
         .expect("saved");
     titles

@@ -238,10 +238,11 @@ async fn a_client_that_stops_reading_is_dropped_and_slows_nobody() {
     let (slow_rows, fast_rows) = (rows(slow_user.id), rows(reader.id));
     let mut delivered = 0;
     for (slow_batch, fast_batch) in slow_rows.chunks(BATCH).zip(fast_rows.chunks(BATCH)) {
-        notification::insert_many_and_push(&app.db, slow_batch.to_vec())
+        app.saving(notification::insert_many_and_push(&app.db, slow_batch.to_vec()))
             .await
             .unwrap();
-        let saved = notification::insert_many_and_push(&app.db, fast_batch.to_vec())
+        let saved = app
+            .saving(notification::insert_many_and_push(&app.db, fast_batch.to_vec()))
             .await
             .unwrap();
         // The reader keeps up while the slow client reads nothing.

@@ -1,4 +1,4 @@
-//! The hub's state: sessions and the groups they belong to.
+//! The hub's state, shaped like actix's chat example: sessions by id, and groups of session ids.
 use std::{
     collections::{HashMap, HashSet},
     sync::Arc,
@@ -6,42 +6,54 @@ use std::{
 };
 
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, Recipient, WrapFuture};
-use actix_http::ws::{CloseCode, CloseReason};
+use actix_http::ws::CloseCode;
 use bytestring::ByteString;
 use sea_orm::DatabaseConnection;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::{
     catch_up::{SWEEP_INTERVAL, Watch},
-    messages::{Deliver, Group, PushFrame, PushKey, ToSession},
+    messages::{Deliver, ToSession},
     muted::MutedTypes,
 };
-use crate::{auth::AuthService, layer::ChannelLayer, metrics::Metrics};
+use crate::{
+    auth::AuthService,
+    layer::ChannelLayer,
+    metrics::Metrics,
+    payloads::PushFrame,
+    push::{Group, PushKey},
+};
 
 /// How often the heartbeat timer pings the next slice of sessions. Short, so each slice is
 /// small: a burst of pings and pongs delays the pushes queued behind it.
 const HEARTBEAT_TICK: Duration = Duration::from_millis(100);
 
-/// A registered session.
-pub(super) struct Member {
-    pub recipient: Recipient<ToSession>,
-    /// The worker thread it runs on, a key of `NotificationHub::workers`.
-    pub worker: usize,
-}
+/// A worker thread's place in `NotificationHub::workers`.
+pub(super) type WorkerSlot = usize;
 
-pub(super) struct SessionInfo {
+/// A connected session.
+pub(super) struct Session {
     pub user_id: i32,
     pub credential_id: i32,
+    /// Its actor: told to close, or to ping its peer.
+    pub recipient: Recipient<ToSession>,
+    pub worker: WorkerSlot,
 }
+
+/// The members of a group: session ids, each with the worker thread it runs on, so a push is
+/// sorted by thread without looking each session up.
+pub(super) type Members = HashMap<u64, WorkerSlot>;
 
 /// Owns group membership (`user_{id}_notifications`, `global_notifications`) and delivers
 /// pushes to the sessions' sockets, locally through the worker threads they run on and, through
 /// the channel layer, on other nodes.
 pub struct NotificationHub {
-    pub(super) sessions: HashMap<u64, SessionInfo>,
-    pub(super) groups: HashMap<Group, HashMap<u64, Member>>,
-    /// The delivery task of each worker thread that has had sessions (`ws::delivery`).
-    pub(super) workers: HashMap<usize, mpsc::Sender<Deliver>>,
+    pub(super) sessions: HashMap<u64, Session>,
+    /// Only groups with members: a group is dropped when its last member leaves.
+    pub(super) groups: HashMap<Group, Members>,
+    /// The delivery queue of each worker thread that has had sessions (`ws::delivery`), in the
+    /// order they first appeared; a session's `worker` is its place here.
+    pub(super) workers: Vec<mpsc::Sender<Deliver>>,
     pub(super) layer: ChannelLayer,
     pub(super) auth: Arc<AuthService>,
     /// Each user's muted types (only users who mute something): their pushes are dropped here,
@@ -71,7 +83,7 @@ impl NotificationHub {
         Self {
             sessions: HashMap::new(),
             groups: HashMap::new(),
-            workers: HashMap::new(),
+            workers: Vec::new(),
             layer,
             auth,
             muted: MutedTypes::default(),
@@ -128,17 +140,17 @@ impl NotificationHub {
             return;
         };
         // As many entries as worker threads: a short list beats a map.
-        let mut batches: Vec<(usize, Vec<u64>)> = Vec::new();
-        for (&id, member) in members {
-            match batches.iter_mut().find(|(worker, _)| *worker == member.worker) {
+        let mut batches: Vec<(WorkerSlot, Vec<u64>)> = Vec::new();
+        for (&id, &worker) in members {
+            match batches.iter_mut().find(|(slot, _)| *slot == worker) {
                 Some((_, sessions)) => sessions.push(id),
-                None => batches.push((member.worker, vec![id])),
+                None => batches.push((worker, vec![id])),
             }
         }
         let frame = PushFrame::text(text);
         let mut overrun = Vec::new();
         for (worker, sessions) in batches {
-            if let Some(link) = self.workers.get(&worker) {
+            if let Some(link) = self.workers.get(worker) {
                 let deliver = Deliver {
                     frame: frame.clone(),
                     key,
@@ -165,46 +177,72 @@ impl NotificationHub {
 
     /// Takes a session whose pushes cannot be delivered out of its groups and closes it (1008).
     pub(super) fn close_too_slow(&mut self, id: u64) {
-        if let Some(member) = self.remove_session(id) {
+        if self.close_session(id, ToSession::close(CloseCode::Policy, "too slow: catch up over REST")) {
             self.metrics.websocket_slow_closed.inc();
             log::info!("closing slow WebSocket session {id}: its pushes cannot be delivered");
-            member.recipient.do_send(ToSession::Close(CloseReason {
-                code: CloseCode::Policy,
-                description: Some("too slow: catch up over REST".into()),
-            }));
+        }
+    }
+
+    /// Takes a session out of its groups and tells it to close; `false` if it had left already.
+    pub(super) fn close_session(&mut self, id: u64, close: ToSession) -> bool {
+        match self.remove_session(id) {
+            Some(session) => {
+                session.recipient.do_send(close);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Adds a session to its user's group and the global group; for a user new to this node,
+    /// answers what tells once the channel layer's subscription to it stands (see `Joined`).
+    pub(super) fn add_session(&mut self, id: u64, session: Session) -> Option<oneshot::Receiver<()>> {
+        let subscribed = self.join(Group::User(session.user_id), id, session.worker);
+        self.join(Group::Global, id, session.worker);
+        self.sessions.insert(id, session);
+        self.metrics.websocket_connections.set(self.sessions.len() as i64);
+        subscribed
+    }
+
+    /// The place of the worker thread whose delivery queue is `worker`, given on its first session.
+    pub(super) fn worker_slot(&mut self, worker: mpsc::Sender<Deliver>) -> WorkerSlot {
+        match self.workers.iter().position(|known| known.same_channel(&worker)) {
+            Some(slot) => slot,
+            None => {
+                self.workers.push(worker);
+                self.workers.len() - 1
+            }
         }
     }
 
     /// Removes a session from every group, dropping groups that become empty.
-    pub(super) fn remove_session(&mut self, id: u64) -> Option<Member> {
-        let info = self.sessions.remove(&id)?;
+    pub(super) fn remove_session(&mut self, id: u64) -> Option<Session> {
+        let session = self.sessions.remove(&id)?;
         self.metrics.websocket_connections.set(self.sessions.len() as i64);
-        let user_group = Group::User(info.user_id);
-        let member = self.leave(user_group, id);
+        self.leave(Group::User(session.user_id), id);
         self.leave(Group::Global, id);
-        member
+        Some(session)
     }
 
-    fn leave(&mut self, group: Group, id: u64) -> Option<Member> {
-        let members = self.groups.get_mut(&group)?;
-        let member = members.remove(&id);
+    fn join(&mut self, group: Group, id: u64, worker: WorkerSlot) -> Option<oneshot::Receiver<()>> {
+        let mut subscribed = None;
+        let members = self.groups.entry(group).or_insert_with(|| {
+            subscribed = self.layer.join(group);
+            Members::new()
+        });
+        members.insert(id, worker);
+        subscribed
+    }
+
+    fn leave(&mut self, group: Group, id: u64) {
+        let Some(members) = self.groups.get_mut(&group) else {
+            return;
+        };
+        members.remove(&id);
         if members.is_empty() {
             self.groups.remove(&group);
             self.layer.leave(group);
         }
-        member
-    }
-
-    /// Adds a session to `group`; for a group new to this node, answers what tells once the
-    /// channel layer's subscription to it stands (see `Joined`).
-    pub(super) fn join(&mut self, group: Group, id: u64, member: Member) -> Option<oneshot::Receiver<()>> {
-        let mut subscribed = None;
-        let members = self.groups.entry(group).or_insert_with(|| {
-            subscribed = self.layer.join(group);
-            HashMap::new()
-        });
-        members.insert(id, member);
-        subscribed
     }
 
     /// Closes this node's sessions opened with a revoked credential.
@@ -219,7 +257,7 @@ impl NotificationHub {
         let checked: Vec<i32> = self
             .sessions
             .values()
-            .map(|info| info.credential_id)
+            .map(|session| session.credential_id)
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
@@ -245,16 +283,11 @@ impl NotificationHub {
         let ids: Vec<u64> = self
             .sessions
             .iter()
-            .filter(|(_, info)| info.credential_id == credential_id)
+            .filter(|(_, session)| session.credential_id == credential_id)
             .map(|(&id, _)| id)
             .collect();
         for id in ids {
-            if let Some(member) = self.remove_session(id) {
-                member.recipient.do_send(ToSession::Close(CloseReason {
-                    code: CloseCode::Other(4001),
-                    description: Some("credential revoked".into()),
-                }));
-            }
+            self.close_session(id, ToSession::close(CloseCode::Other(4001), "credential revoked"));
         }
     }
 }
@@ -277,11 +310,9 @@ impl Actor for NotificationHub {
         ctx.run_interval(self.heartbeat_interval / slices as u32, move |hub, _| {
             let slice = tick % slices;
             tick = tick.wrapping_add(1);
-            if let Some(members) = hub.groups.get(&Group::Global) {
-                for (id, member) in members {
-                    if id % slices == slice {
-                        member.recipient.do_send(ToSession::Heartbeat);
-                    }
+            for (id, session) in &hub.sessions {
+                if id % slices == slice {
+                    session.recipient.do_send(ToSession::Heartbeat);
                 }
             }
         });
