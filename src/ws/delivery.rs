@@ -79,20 +79,22 @@ async fn deliver_all(mut receiver: mpsc::Receiver<Deliver>, thread: Weak<Deliver
             let Some(delivery) = thread.upgrade() else {
                 return;
             };
-            // Held for one turn, which never yields: registrations, which change the map, run
-            // on this thread but only between turns.
-            let outlets = delivery.sessions.borrow();
-            for &session_id in turn {
-                let Some(outlet) = outlets.get(&session_id) else {
-                    continue;
-                };
-                if outlet.push(frame, key) == Pushed::TooSlow {
-                    // The hub takes it out of its groups and tells it to close. The session
-                    // cannot see to that itself: it is not polled until its socket drains.
-                    hub.do_send(TooSlow { session_id });
+            {
+                // Held for one turn, which never yields: registrations, which change the map,
+                // run on this thread but only between turns. The block ends the borrow before
+                // the yield below.
+                let outlets = delivery.sessions.borrow();
+                for &session_id in turn {
+                    let Some(outlet) = outlets.get(&session_id) else {
+                        continue;
+                    };
+                    if outlet.push(frame, key) == Pushed::TooSlow {
+                        // The hub takes it out of its groups and tells it to close. The session
+                        // cannot see to that itself: it is not polled until its socket drains.
+                        hub.do_send(TooSlow { session_id });
+                    }
                 }
             }
-            drop(outlets);
             drop(delivery);
             if turns.peek().is_some() {
                 tokio::task::yield_now().await;
