@@ -1,35 +1,13 @@
-//! The conventions every HTTP reply follows: JSON bodies end with a newline, and a known path
-//! asked without its trailing slash answers 308 to the slashed one (as the seed's Django does).
+//! The conventions every HTTP reply follows: JSON bodies end with a newline (a known path asked
+//! without its trailing slash answers 308 to the slashed one: `routes::redirect_or_not_found`).
 use actix_web::{
-    Error, HttpRequest, HttpResponse,
+    Error,
     body::{BodySize, BoxBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
     http::header,
     middleware::Next,
 };
 use bytes::{BufMut, Bytes, BytesMut};
-
-use crate::error::ApiError;
-
-/// The App's default service: a known path without its slash is redirected, anything else is
-/// the JSON 404. 308 keeps the method and body, so a POST is repeated at the right place.
-pub async fn redirect_or_not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let path = req.path();
-    // `//host` would be a redirect to another site; no route starts that way anyway.
-    if !path.ends_with('/') && !path.starts_with("//") {
-        let slashed = format!("{path}/");
-        if req.resource_map().has_resource(&slashed) {
-            let location = match req.query_string() {
-                "" => slashed,
-                query => format!("{slashed}?{query}"),
-            };
-            return Ok(HttpResponse::PermanentRedirect()
-                .insert_header((header::LOCATION, location))
-                .finish());
-        }
-    }
-    Err(ApiError::NotFound)
-}
 
 /// A JSON body as bytes ending with a newline (one copy only when it lacks one).
 pub fn with_newline(body: Bytes) -> Bytes {

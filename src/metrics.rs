@@ -211,9 +211,8 @@ pub async fn observe_requests(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
-    let metrics = req
-        .app_data::<web::Data<crate::state::AppState>>()
-        .map(|state| state.metrics.clone());
+    // The App holds this server's `Metrics` as app data of its own (`startup`).
+    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let method = req.method().clone();
     let res = next.call(req).await;
     if let Some(metrics) = metrics {

@@ -304,6 +304,7 @@ fn http_server(
     let user_timeout = settings.websocket.client_timeout();
     let worker_queue_len = settings.websocket.worker_queue_len;
     let metrics = state.metrics.clone();
+    let request_metrics = metrics.clone();
     let metrics_layer = state.layer.clone();
     let connections = state.connections.clone();
 
@@ -333,6 +334,7 @@ fn http_server(
             let delivery = ws::Delivery::start(state.hub.clone(), worker_queue_len);
             let app = App::new()
                 .app_data(state.clone())
+                .app_data(web::Data::from(request_metrics.clone()))
                 .app_data(json_config.clone())
                 .app_data(web::PathConfig::default().error_handler(error::path_error))
                 .app_data(web::QueryConfig::default().error_handler(error::query_error))
@@ -350,7 +352,7 @@ fn http_server(
                 )
                 .wrap(from_fn(metrics::observe_requests))
                 .configure(routes::config)
-                .default_service(web::to(http_conventions::redirect_or_not_found));
+                .default_service(web::to(routes::redirect_or_not_found));
             let http = HttpService::build()
                 .keep_alive(KeepAlive::default())
                 // The head's part of the request timeout (zero: off); the body's is enforced

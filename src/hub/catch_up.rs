@@ -20,16 +20,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
 use entity::{global_notification, notification};
 use sea_orm::{DatabaseConnection, DbErr};
 
-use super::notification_hub::NotificationHub;
-use crate::{
-    payloads,
-    push::{Group, PushKey},
-    services::catch_up,
-};
+use crate::{push::PushKey, services::catch_up};
 
 /// How often the hub sweeps while the link is down (the other nodes' creates arrive this late).
 pub(super) const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
@@ -97,7 +91,7 @@ impl Outage {
 }
 
 /// What one sweep read.
-struct Swept {
+pub(super) struct Swept {
     personal: Vec<notification::Model>,
     global: Vec<global_notification::Model>,
     /// The row bound cut it short.
@@ -165,94 +159,103 @@ impl Watch {
     }
 }
 
-impl NotificationHub {
-    /// Delivers a push (created here or arriving from another node) to this node's members,
-    /// unless the hub is catching up, which then reads it from the database in its turn.
-    pub(super) fn push_local(&mut self, group: Group, text: &str, key: PushKey, ctx: &mut Context<Self>) {
-        let Some(watch) = &mut self.watch else {
-            return self.deliver_push(group, text, key);
-        };
+/// What the hub does with a push while it watches (`Watch::route`).
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Route {
+    /// Deliver it now.
+    Deliver,
+    /// An outage's sweep has delivered it already: drop it.
+    Drop,
+    /// The hub is catching up: a sweep reads it from the database in its turn.
+    Sweep,
+}
+
+/// What a finished sweep found that nobody had yet, for the hub to deliver in this order.
+pub(super) struct CaughtUp {
+    pub personal: Vec<notification::Model>,
+    pub global: Vec<global_notification::Model>,
+    /// Sweep again at once: something arrived meanwhile or the row bound cut this one short.
+    pub again: bool,
+}
+
+impl Watch {
+    /// Where a push (created here or arriving from another node) goes.
+    pub(super) fn route(&mut self, key: PushKey) -> Route {
         match key {
             PushKey::Other => {}
-            _ if watch.outage.is_some() => return self.sweep(ctx),
+            _ if self.outage.is_some() => return Route::Sweep,
             PushKey::Personal(id) => {
-                if watch.recent.as_ref().is_some_and(|(r, _)| r.personal.contains(&id)) {
-                    return;
+                if self.recent.as_ref().is_some_and(|(r, _)| r.personal.contains(&id)) {
+                    return Route::Drop;
                 }
-                watch.newest = watch.newest.max(id);
-                watch.remember_live(key);
+                self.newest = self.newest.max(id);
+                self.remember_live(key);
             }
             PushKey::Global(id) => {
-                if watch.recent.as_ref().is_some_and(|(r, _)| r.global.contains(&id)) {
-                    return;
+                if self.recent.as_ref().is_some_and(|(r, _)| r.global.contains(&id)) {
+                    return Route::Drop;
                 }
-                watch.newest_global = watch.newest_global.max(id);
-                watch.remember_live(key);
+                self.newest_global = self.newest_global.max(id);
+                self.remember_live(key);
             }
         }
-        self.deliver_push(group, text, key);
+        Route::Deliver
     }
 
     /// The link to the other nodes is lost: catch up from the database until it is back.
     pub(super) fn link_lost(&mut self) {
-        if let Some(watch) = &mut self.watch
-            && watch.outage.is_none()
-        {
+        if self.outage.is_none() {
             log::warn!("catching up from the database until the channel layer is back");
-            watch.outage = Some(watch.begin_outage());
+            self.outage = Some(self.begin_outage());
         }
     }
 
-    /// The link stands again: one more sweep, and the live stream is trusted again.
-    pub(super) fn link_back(&mut self, ctx: &mut Context<Self>) {
-        if let Some(outage) = self.watch.as_mut().and_then(|w| w.outage.as_mut()) {
-            outage.link_up = true;
-            self.sweep(ctx);
-        }
+    /// The link stands again: answers whether to sweep (once more, after which the live
+    /// stream is trusted again).
+    pub(super) fn link_back(&mut self) -> bool {
+        let Some(outage) = &mut self.outage else {
+            return false;
+        };
+        outage.link_up = true;
+        true
     }
 
-    /// Every `SWEEP_INTERVAL`: sweeps during an outage, forgets old ids after one.
-    pub(super) fn watch_tick(&mut self, ctx: &mut Context<Self>) {
-        let Some(watch) = &mut self.watch else { return };
-        if watch.recent.as_ref().is_some_and(|(_, until)| Instant::now() > *until) {
-            watch.recent = None;
+    /// Every `SWEEP_INTERVAL`: forgets old ids after an outage; answers whether to sweep.
+    pub(super) fn tick(&mut self) -> bool {
+        if self.recent.as_ref().is_some_and(|(_, until)| Instant::now() > *until) {
+            self.recent = None;
         }
-        if watch.outage.is_some() {
-            self.sweep(ctx);
-        } else {
-            watch.mark();
+        if self.outage.is_some() {
+            return true;
         }
+        self.mark();
+        false
     }
 
-    /// Reads what was created above the floors and delivers it (see the module docs).
-    fn sweep(&mut self, ctx: &mut Context<Self>) {
-        let Some(watch) = &mut self.watch else { return };
-        let Some(outage) = &mut watch.outage else { return };
+    /// A sweep to run, reading what was created above the floors (see the module docs), unless
+    /// one is running already (it then runs again once done) or there is no outage.
+    pub(super) fn start_sweep(&mut self) -> Option<impl Future<Output = Result<Swept, DbErr>> + use<>> {
+        let outage = self.outage.as_mut()?;
         if outage.running {
             outage.again = true;
-            return;
+            return None;
         }
         outage.running = true;
         outage.again = false;
-        let (db, floor, floor_global) = (watch.db.clone(), outage.floor, outage.floor_global);
-        ctx.spawn(
-            read_since(db, floor, floor_global)
-                .into_actor(self)
-                .map(|swept, hub, ctx| hub.swept(swept, ctx)),
-        );
+        Some(read_since(self.db.clone(), outage.floor, outage.floor_global))
     }
 
-    fn swept(&mut self, swept: Result<Swept, DbErr>, ctx: &mut Context<Self>) {
-        let Some(outage) = self.watch.as_mut().and_then(|w| w.outage.as_mut()) else {
-            return;
-        };
+    /// A sweep has ended: what it found that no sweep had handled yet. Past the last sweep
+    /// after the link came back, the outage ends.
+    pub(super) fn swept(&mut self, swept: Result<Swept, DbErr>) -> Option<CaughtUp> {
+        let outage = self.outage.as_mut()?;
         outage.running = false;
         let swept = match swept {
             Ok(swept) => swept,
             Err(e) => {
                 // The next tick tries again.
                 log::warn!("cannot catch up from the database: {e}");
-                return;
+                return None;
             }
         };
         let personal: Vec<_> = swept
@@ -266,31 +269,21 @@ impl NotificationHub {
             .filter(|g| outage.handled.global.insert(g.id))
             .collect();
         let again = outage.again || swept.more;
-        for n in &personal {
-            let group = Group::User(n.user_id);
-            if self.groups.contains_key(&group) {
-                let text = payloads::notification_push(n);
-                self.deliver_push(group, &text, PushKey::Personal(n.id));
-            }
-        }
-        for g in &global {
-            let text = payloads::global_push(g);
-            self.deliver_push(Group::Global, &text, PushKey::Global(g.id));
-        }
-        let Some(watch) = &mut self.watch else { return };
-        watch.newest = personal.iter().map(|n| n.id).fold(watch.newest, i32::max);
-        watch.newest_global = global.iter().map(|g| g.id).fold(watch.newest_global, i32::max);
-        let Some(outage) = &mut watch.outage else { return };
-        outage.raise_floors(watch.newest, watch.newest_global);
-        if again {
-            self.sweep(ctx);
-        } else if outage.link_up {
+        self.newest = personal.iter().map(|n| n.id).fold(self.newest, i32::max);
+        self.newest_global = global.iter().map(|g| g.id).fold(self.newest_global, i32::max);
+        outage.raise_floors(self.newest, self.newest_global);
+        if !again && outage.link_up {
             log::warn!("channel layer is back and this node has caught up");
             let handled = std::mem::take(&mut outage.handled);
-            watch.outage = None;
-            watch.recent = Some((handled, Instant::now() + RECENT_FOR));
-            watch.mark();
+            self.outage = None;
+            self.recent = Some((handled, Instant::now() + RECENT_FOR));
+            self.mark();
         }
+        Some(CaughtUp {
+            personal,
+            global,
+            again,
+        })
     }
 }
 
@@ -365,6 +358,84 @@ mod tests {
         assert_eq!(outage.handled.personal, HashSet::from([25, 31]));
         assert_eq!(outage.handled.global, HashSet::from([4]));
         assert!(watch.live.is_empty() && watch.marks.is_empty());
+    }
+
+    fn announcement(id: i32) -> global_notification::Model {
+        global_notification::Model {
+            id,
+            title: "t".into(),
+            message: "m".into(),
+            level: global_notification::Level::Info,
+            is_active: true,
+            show_on_site: true,
+            created_at: chrono::Utc::now(),
+            expires_at: None,
+        }
+    }
+
+    fn read(global: &[i32]) -> Result<Swept, DbErr> {
+        Ok(Swept {
+            personal: Vec::new(),
+            global: global.iter().copied().map(announcement).collect(),
+            more: false,
+        })
+    }
+
+    #[test]
+    fn an_outage_sweeps_until_a_last_sweep_after_the_link_is_back_and_then_drops_late_live_pushes() {
+        let mut watch = Watch::new(sea_orm::DatabaseConnection::default(), (10, 2));
+        assert_eq!(
+            watch.route(PushKey::Global(3)),
+            Route::Sweep,
+            "until the link first stands"
+        );
+        assert_eq!(
+            watch.route(PushKey::Other),
+            Route::Deliver,
+            "reads and deletes go out at once"
+        );
+        assert!(watch.start_sweep().is_some());
+        assert!(
+            watch.start_sweep().is_none(),
+            "one sweep at a time; the running one repeats"
+        );
+        assert!(watch.link_back(), "the link is back: one more sweep");
+
+        let caught = watch.swept(read(&[3])).expect("in an outage");
+        assert_eq!(caught.global.iter().map(|g| g.id).collect::<Vec<_>>(), [3]);
+        assert!(caught.again, "asked for while it ran");
+        assert!(watch.outage.is_some());
+
+        assert!(watch.start_sweep().is_some());
+        let caught = watch.swept(read(&[3, 4])).expect("still in the outage");
+        assert_eq!(
+            caught.global.iter().map(|g| g.id).collect::<Vec<_>>(),
+            [4],
+            "3 went out once"
+        );
+        assert!(!caught.again);
+        assert!(
+            watch.outage.is_none(),
+            "the last sweep after the link came back ends it"
+        );
+
+        assert_eq!(
+            watch.route(PushKey::Global(4)),
+            Route::Drop,
+            "its live push arrives late"
+        );
+        assert_eq!(watch.route(PushKey::Global(5)), Route::Deliver);
+        assert!(!watch.tick(), "no sweeps outside an outage");
+        assert!(!watch.link_back());
+    }
+
+    #[test]
+    fn a_failed_sweep_delivers_nothing_and_the_next_tick_sweeps_again() {
+        let mut watch = Watch::new(sea_orm::DatabaseConnection::default(), (10, 2));
+        assert!(watch.start_sweep().is_some());
+        assert!(watch.swept(Err(DbErr::Custom("down".into()))).is_none());
+        assert!(watch.tick(), "still in the outage");
+        assert!(watch.start_sweep().is_some(), "not left marked as running");
     }
 
     #[test]

@@ -8,11 +8,11 @@ use std::{
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, Recipient, WrapFuture};
 use actix_http::ws::CloseCode;
 use bytestring::ByteString;
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DbErr};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::{
-    catch_up::{SWEEP_INTERVAL, Watch},
+    catch_up::{Route, SWEEP_INTERVAL, Swept, Watch},
     messages::{Deliver, ToSession},
     muted::MutedTypes,
 };
@@ -20,7 +20,7 @@ use crate::{
     auth::AuthService,
     layer::ChannelLayer,
     metrics::Metrics,
-    payloads::PushFrame,
+    payloads::{self, PushFrame},
     push::{Group, PushKey},
 };
 
@@ -288,6 +288,63 @@ impl NotificationHub {
             .collect();
         for id in ids {
             self.close_session(id, ToSession::close(CloseCode::Other(4001), "credential revoked"));
+        }
+    }
+
+    /// Delivers a push (created here or arriving from another node) to this node's members,
+    /// unless the hub is catching up (`catch_up`), which then reads it from the database.
+    pub(super) fn push_local(&mut self, group: Group, text: &str, key: PushKey, ctx: &mut Context<Self>) {
+        match self.watch.as_mut().map_or(Route::Deliver, |watch| watch.route(key)) {
+            Route::Deliver => self.deliver_push(group, text, key),
+            Route::Drop => {}
+            Route::Sweep => self.sweep(ctx),
+        }
+    }
+
+    /// The link to the other nodes is lost: catch up from the database until it is back.
+    pub(super) fn link_lost(&mut self) {
+        if let Some(watch) = &mut self.watch {
+            watch.link_lost();
+        }
+    }
+
+    /// The link stands again: one more sweep, and the live stream is trusted again.
+    pub(super) fn link_back(&mut self, ctx: &mut Context<Self>) {
+        if self.watch.as_mut().is_some_and(Watch::link_back) {
+            self.sweep(ctx);
+        }
+    }
+
+    fn watch_tick(&mut self, ctx: &mut Context<Self>) {
+        if self.watch.as_mut().is_some_and(Watch::tick) {
+            self.sweep(ctx);
+        }
+    }
+
+    fn sweep(&mut self, ctx: &mut Context<Self>) {
+        if let Some(read) = self.watch.as_mut().and_then(Watch::start_sweep) {
+            ctx.spawn(read.into_actor(self).map(|swept, hub, ctx| hub.swept(swept, ctx)));
+        }
+    }
+
+    /// Delivers what a sweep found, in id order; sweeps again if it is to.
+    fn swept(&mut self, swept: Result<Swept, DbErr>, ctx: &mut Context<Self>) {
+        let Some(caught) = self.watch.as_mut().and_then(|watch| watch.swept(swept)) else {
+            return;
+        };
+        for n in &caught.personal {
+            let group = Group::User(n.user_id);
+            if self.groups.contains_key(&group) {
+                let text = payloads::notification_push(n);
+                self.deliver_push(group, &text, PushKey::Personal(n.id));
+            }
+        }
+        for g in &caught.global {
+            let text = payloads::global_push(g);
+            self.deliver_push(Group::Global, &text, PushKey::Global(g.id));
+        }
+        if caught.again {
+            self.sweep(ctx);
         }
     }
 }

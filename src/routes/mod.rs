@@ -25,9 +25,11 @@ pub mod pages;
 pub mod preferences;
 pub mod table;
 
-use actix_web::web;
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
 
 use table::RouteTable;
+
+use crate::error::ApiError;
 
 /// The table of every route: the API, the WebSocket endpoint and the pages.
 pub fn table() -> RouteTable {
@@ -73,4 +75,24 @@ pub(crate) struct IdempotencyKey {
         pattern = "^[\\x20-\\x7e]+$"
     )]
     idempotency_key: Option<String>,
+}
+
+/// The App's default service: a known path without its slash is redirected, anything else is
+/// the JSON 404. 308 keeps the method and body, so a POST is repeated at the right place.
+pub async fn redirect_or_not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let path = req.path();
+    // `//host` would be a redirect to another site; no route starts that way anyway.
+    if !path.ends_with('/') && !path.starts_with("//") {
+        let slashed = format!("{path}/");
+        if req.resource_map().has_resource(&slashed) {
+            let location = match req.query_string() {
+                "" => slashed,
+                query => format!("{slashed}?{query}"),
+            };
+            return Ok(HttpResponse::PermanentRedirect()
+                .insert_header((header::LOCATION, location))
+                .finish());
+        }
+    }
+    Err(ApiError::NotFound)
 }
