@@ -10,6 +10,7 @@ pub mod http_conventions;
 pub mod hub;
 pub mod layer;
 pub mod limits;
+pub mod memory;
 pub mod metrics;
 pub mod outbox;
 pub mod payloads;

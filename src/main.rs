@@ -7,21 +7,7 @@ use herald::{
     configuration::{self, Settings},
 };
 
-/// Argon2 allocates 19 MiB per hash. glibc's dynamic mmap threshold would then serve those
-/// blocks from per-thread arenas and keep them after free: measured 2 GB resident after a few
-/// hundred logins. A fixed threshold keeps every block of 1 MiB or more a mapping of its own,
-/// returned to the system on free.
-#[allow(unsafe_code)]
-fn release_large_blocks_on_free() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; it is called before any thread starts.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-    }
-}
-
 fn main() -> ExitCode {
-    release_large_blocks_on_free();
     // `--help`, `--version` (stdout, 0) and usage errors (stderr, 2) end here.
     let cli = Cli::parse();
     let unknown = configuration::unknown_variables();

@@ -4,15 +4,17 @@ use argon2::{
     password_hash::{SaltString, rand_core::OsRng},
 };
 
-use crate::error::ApiError;
+use crate::{error::ApiError, memory};
 
 /// A PHC string for `password`; slow on purpose, so call it off the event loop.
 pub fn hash(password: &str) -> Result<String, ApiError> {
     let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
+    let phc = Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| ApiError::Internal(format!("password hashing failed: {e}")))
+        .map_err(|e| ApiError::Internal(format!("password hashing failed: {e}")));
+    memory::release_freed();
+    phc
 }
 
 /// Whether `password` matches `stored`; with no stored hash, spends the same time and says no.
@@ -23,6 +25,7 @@ pub fn verify(password: &str, stored: Option<&str>) -> bool {
     let ok = PasswordHash::new(phc)
         .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
         .unwrap_or(false);
+    memory::release_freed();
     ok && stored.is_some()
 }
 
