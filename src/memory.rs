@@ -1,17 +1,19 @@
 //! The process's allocator, and when it is asked to give freed memory back.
 //!
 //! mimalloc, not glibc's malloc. With glibc each worker thread's arena kept the holes left
-//! between the sockets' long-lived pieces by their handshakes' short-lived buffers: 164 MB
-//! resident at 15,000 idle sockets, 98 MB with mimalloc, which keeps each size class in pages
-//! of its own (BENCHMARKS.md, "Memory per socket: the allocator"). Declared in the library, so
-//! the tests run the server on the allocator it runs on in production.
+//! between the sockets' long-lived pieces by their handshakes' short-lived buffers: 161 MB
+//! resident at 15,000 idle sockets (9.6 KiB each, 3.6 of them in use); mimalloc, which keeps
+//! each size class in pages of its own, 74 MB (BENCHMARKS.md, "Memory per socket: the
+//! allocator"). Built without transparent huge pages (`no_thp`): with them each thread's first
+//! touch of a 2 MiB region made all of it resident, 20 MB more for an idle server. Declared in
+//! the library, so the tests run the server on the allocator it runs on in production.
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Gives the memory this thread has freed back to the system now. For Argon2's 19 MiB per
-/// hash: mimalloc would keep them for seconds, until the idle blocking thread that freed them
-/// allocated again (84 MB resident after 150 logins instead of 43).
+/// hash: mimalloc would keep them until the blocking thread that freed them, by then idle,
+/// allocated again.
 #[allow(unsafe_code)]
 pub fn release_freed() {
     // SAFETY: mi_collect only walks mimalloc's own free lists and arenas; it may be called from

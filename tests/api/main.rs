@@ -1,6 +1,7 @@
 //! Integration tests: each starts the real server (random port, fresh database) and talks to it
 //! over HTTP and WebSocket as a client would. Scenarios listed in `both_backends!` run on SQLite
 //! in `cargo test` and on PostgreSQL with `--include-ignored` (needs the local PostgreSQL).
+//! `module_graph` reads the sources instead: no import cycle between the server's files.
 #![allow(clippy::unwrap_used)]
 
 /// Generates a SQLite test and an ignored PostgreSQL test for each `async fn name(Backend)`.
@@ -44,6 +45,7 @@ mod http_conventions;
 mod inbox;
 mod live_delivery;
 mod metrics;
+mod module_graph;
 mod notifications;
 mod openapi;
 mod socket_abuse;
