@@ -12,8 +12,8 @@ use std::{
 use bytes::Bytes;
 use entity::notification;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Select, Statement,
     sea_query::{Expr, Query},
 };
 
@@ -171,10 +171,10 @@ fn page_query(backend: DbBackend, user_id: i32, filter: ListFilter) -> Select<no
         DbBackend::Postgres => notification::Column::UserId.between(user_id, user_id),
         _ => notification::Column::UserId.eq(user_id),
     };
-    // The totals ignore the filters, so they are subqueries rather than window functions over
-    // the page. `user_id` is an integer, safe to write into the SQL.
-    let total = format!("(SELECT COUNT(*) FROM notifications AS c WHERE c.user_id = {user_id})");
-    let unread = format!("(SELECT COUNT(*) FROM notifications AS c WHERE c.user_id = {user_id} AND c.is_read = FALSE)");
+    // The totals ignore the filters: the user's row of `notification_counts`, which triggers keep
+    // (migration m20261201_200001). `user_id` is an integer, safe to write into the SQL.
+    let total = format!("COALESCE((SELECT total FROM notification_counts WHERE user_id = {user_id}), 0)");
+    let unread = format!("COALESCE((SELECT unread FROM notification_counts WHERE user_id = {user_id}), 0)");
     let mut page = notification::Entity::find()
         .filter(user)
         .column_as(Expr::cust(total), "total")
@@ -201,22 +201,11 @@ fn page_query(backend: DbBackend, user_id: i32, filter: ListFilter) -> Select<no
 /// counts over all of theirs. Ordering by id alone makes the keyset exact; both counts and the
 /// page are served by the indexes on (user_id, id) and (user_id, is_read, id).
 pub async fn list(db: &DatabaseConnection, user_id: i32, filter: ListFilter) -> Result<Listing, ApiError> {
-    let mine = notification::Entity::find().filter(notification::Column::UserId.eq(user_id));
     let page = page_query(db.get_database_backend(), user_id, filter);
     let mut rows: Vec<ListedRow> = page.into_model().all(db).await?;
     let (count, unread_count) = match rows.first() {
         Some(first) => (first.total, first.unread),
-        None => mine
-            .select_only()
-            .column_as(Expr::cust("COUNT(*)"), "total")
-            .column_as(
-                Expr::cust("COALESCE(SUM(CASE WHEN is_read THEN 0 ELSE 1 END), 0)"),
-                "unread",
-            )
-            .into_tuple()
-            .one(db)
-            .await?
-            .unwrap_or((0, 0)),
+        None => counts(db, user_id).await?,
     };
     let mut next_before_id = None;
     if let Some(limit) = filter.limit
@@ -233,12 +222,26 @@ pub async fn list(db: &DatabaseConnection, user_id: i32, filter: ListFilter) -> 
     })
 }
 
+/// The user's total and unread counts (`notification_counts`; a user with none has no row).
+async fn counts(db: &DatabaseConnection, user_id: i32) -> Result<(i64, i64), ApiError> {
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            match db.get_database_backend() {
+                DbBackend::Postgres => "SELECT total, unread FROM notification_counts WHERE user_id = $1",
+                _ => "SELECT total, unread FROM notification_counts WHERE user_id = ?",
+            },
+            [user_id.into()],
+        ))
+        .await?;
+    Ok(match row {
+        Some(row) => (row.try_get_by_index(0)?, row.try_get_by_index(1)?),
+        None => (0, 0),
+    })
+}
+
 pub async fn unread_count(db: &DatabaseConnection, user_id: i32) -> Result<u64, ApiError> {
-    Ok(notification::Entity::find()
-        .filter(notification::Column::UserId.eq(user_id))
-        .filter(notification::Column::IsRead.eq(false))
-        .count(db)
-        .await?)
+    Ok(counts(db, user_id).await?.1.max(0) as u64)
 }
 
 /// Marks one of `user_id`'s notifications read (again fine); 404 for anyone else's or unknown.

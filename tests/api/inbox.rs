@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use entity::notification::{self, NotificationType};
 use reqwest::{Method, StatusCode};
-use sea_orm::{ActiveEnum, ActiveModelTrait, ActiveValue::Set};
+use sea_orm::{ActiveEnum, ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
 use crate::helpers::{Api, Backend, TestUser, WsClient, notification_row, spawn_app_with};
@@ -411,6 +411,133 @@ async fn clearing_read_deletes_only_the_callers_read_ones_in_one_push(backend: B
     }
 }
 
+/// The user's `count` and `unread_count` in the list, and the same counted from the rows.
+async fn totals_listed_and_counted(app: &crate::helpers::TestApp, user: &TestUser, query: &str) -> [(u64, u64); 2] {
+    let (status, listed) = app.get(&format!("/api/notifications/{query}"), Some(&user.token)).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let rows = notification::Entity::find()
+        .filter(notification::Column::UserId.eq(user.id))
+        .all(&app.db)
+        .await
+        .unwrap();
+    let unread = rows.iter().filter(|n| !n.is_read).count() as u64;
+    [
+        (listed["count"].as_u64().unwrap(), listed["unread_count"].as_u64().unwrap()),
+        (rows.len() as u64, unread),
+    ]
+}
+
+/// The totals come from a table the database's triggers keep: every way a notification is
+/// saved, marked or deleted must move them, for one row or many at once.
+async fn the_totals_follow_every_kind_of_change(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let owner = app.new_user().await;
+    let other = app.new_user().await;
+    let check = |step: &'static str| {
+        let (app, owner, other) = (&app, &owner, &other);
+        async move {
+            for (user, query) in [(owner, ""), (owner, "?limit=1"), (other, "?unread=true")] {
+                let [listed, counted] = totals_listed_and_counted(app, user, query).await;
+                assert_eq!(listed, counted, "after {step}, user {} {query}", user.id);
+            }
+        }
+    };
+    check("nothing yet").await;
+    let ids = seed(&app, owner.id, 30, &["message"]).await;
+    seed(&app, other.id, 4, &["message"]).await;
+    check("a many-row insert").await;
+    notify_type(&app, owner.id, "job_post", "one").await;
+    check("a single save").await;
+    let (status, body) = app
+        .post(
+            "/api/notifications/bulk/",
+            Some(&app.admin_token),
+            Some(json!({ "user_ids": [owner.id, other.id], "title": "b", "message": "m", "notification_type": "system" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    check("a bulk send").await;
+    for id in &ids[..5] {
+        app.post(&format!("/api/notifications/{id}/mark-read/"), Some(&owner.token), None)
+            .await;
+    }
+    app.post(&format!("/api/notifications/{}/mark-read/", ids[0]), Some(&owner.token), None)
+        .await;
+    check("marking read, once twice").await;
+    app.post(&format!("/api/notifications/{}/mark-unread/", ids[1]), Some(&owner.token), None)
+        .await;
+    check("marking unread").await;
+    app.post("/api/notifications/mark-all-read/", Some(&other.token), None)
+        .await;
+    check("marking all read").await;
+    app.request(Method::DELETE, &format!("/api/notifications/{}/", ids[2]), Some(&owner.token), None)
+        .await;
+    app.request(Method::DELETE, &format!("/api/notifications/{}/", ids[10]), Some(&owner.token), None)
+        .await;
+    check("deleting a read one and an unread one").await;
+    app.request(Method::DELETE, "/api/notifications/?read=true", Some(&owner.token), None)
+        .await;
+    app.request(Method::DELETE, "/api/notifications/?read=true", Some(&other.token), None)
+        .await;
+    check("deleting every read one").await;
+    let [listed, _] = totals_listed_and_counted(&app, &other, "").await;
+    assert_eq!(listed, (0, 0), "the other user has none left");
+}
+
+/// Notifications saved before the totals' table existed are counted when it is made.
+async fn the_totals_migration_counts_the_notifications_already_there(backend: Backend) {
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::{ConnectionTrait, Database};
+
+    let dir = tempfile::tempdir().unwrap();
+    let postgres = match backend {
+        Backend::Postgres => Some(crate::helpers::fresh_postgres().await),
+        Backend::Sqlite => None,
+    };
+    let url = match &postgres {
+        Some(pg) => pg.url.clone(),
+        None => format!("sqlite://{}/old.db?mode=rwc", dir.path().display()),
+    };
+    let db = Database::connect(url).await.unwrap();
+    let before_counts = Migrator::migrations().len() as u32 - 1;
+    Migrator::up(&db, Some(before_counts)).await.unwrap();
+    db.execute_unprepared(
+        "INSERT INTO users (username, password_hash, role, created_at) VALUES \
+         ('ann', 'x', 'jobseeker', '2026-01-01T00:00:00Z'), ('bo', 'x', 'jobseeker', '2026-01-01T00:00:00Z')",
+    )
+    .await
+    .unwrap();
+    for (user, read) in [("ann", false), ("ann", true), ("ann", false), ("bo", true)] {
+        db.execute_unprepared(&format!(
+            "INSERT INTO notifications (user_id, title, message, notification_type, is_read, link, created_at) \
+             SELECT id, 't', 'm', 'message', {read}, '', '2026-01-01T00:00:00Z' FROM users WHERE username = '{user}'"
+        ))
+        .await
+        .unwrap();
+    }
+    Migrator::up(&db, None).await.unwrap();
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT u.username, c.total, c.unread FROM notification_counts AS c \
+             JOIN users AS u ON u.id = c.user_id ORDER BY u.username",
+        ))
+        .await
+        .unwrap();
+    let counted: Vec<(String, i64, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.try_get_by_index(0).unwrap(),
+                r.try_get_by_index(1).unwrap(),
+                r.try_get_by_index(2).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(counted, [("ann".to_owned(), 3, 2), ("bo".to_owned(), 1, 0)]);
+    db.close().await.unwrap();
+}
+
 async fn preferences_store_known_types_and_refuse_system(backend: Backend) {
     let app = spawn_app_with(backend, |_| {}).await;
     let user = app.new_user().await;
@@ -528,6 +655,8 @@ both_backends!(
     mark_unread_reaches_every_tab_and_is_for_the_owner_only,
     deleting_one_reaches_every_tab_and_is_for_the_owner_only,
     clearing_read_deletes_only_the_callers_read_ones_in_one_push,
+    the_totals_follow_every_kind_of_change,
+    the_totals_migration_counts_the_notifications_already_there,
     preferences_store_known_types_and_refuse_system,
     a_muted_type_is_listed_but_never_reaches_a_socket,
 );
