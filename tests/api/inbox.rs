@@ -422,7 +422,10 @@ async fn totals_listed_and_counted(app: &crate::helpers::TestApp, user: &TestUse
         .unwrap();
     let unread = rows.iter().filter(|n| !n.is_read).count() as u64;
     [
-        (listed["count"].as_u64().unwrap(), listed["unread_count"].as_u64().unwrap()),
+        (
+            listed["count"].as_u64().unwrap(),
+            listed["unread_count"].as_u64().unwrap(),
+        ),
         (rows.len() as u64, unread),
     ]
 }
@@ -461,24 +464,52 @@ async fn the_totals_follow_every_kind_of_change(backend: Backend) {
         app.post(&format!("/api/notifications/{id}/mark-read/"), Some(&owner.token), None)
             .await;
     }
-    app.post(&format!("/api/notifications/{}/mark-read/", ids[0]), Some(&owner.token), None)
-        .await;
+    app.post(
+        &format!("/api/notifications/{}/mark-read/", ids[0]),
+        Some(&owner.token),
+        None,
+    )
+    .await;
     check("marking read, once twice").await;
-    app.post(&format!("/api/notifications/{}/mark-unread/", ids[1]), Some(&owner.token), None)
-        .await;
+    app.post(
+        &format!("/api/notifications/{}/mark-unread/", ids[1]),
+        Some(&owner.token),
+        None,
+    )
+    .await;
     check("marking unread").await;
     app.post("/api/notifications/mark-all-read/", Some(&other.token), None)
         .await;
     check("marking all read").await;
-    app.request(Method::DELETE, &format!("/api/notifications/{}/", ids[2]), Some(&owner.token), None)
-        .await;
-    app.request(Method::DELETE, &format!("/api/notifications/{}/", ids[10]), Some(&owner.token), None)
-        .await;
+    app.request(
+        Method::DELETE,
+        &format!("/api/notifications/{}/", ids[2]),
+        Some(&owner.token),
+        None,
+    )
+    .await;
+    app.request(
+        Method::DELETE,
+        &format!("/api/notifications/{}/", ids[10]),
+        Some(&owner.token),
+        None,
+    )
+    .await;
     check("deleting a read one and an unread one").await;
-    app.request(Method::DELETE, "/api/notifications/?read=true", Some(&owner.token), None)
-        .await;
-    app.request(Method::DELETE, "/api/notifications/?read=true", Some(&other.token), None)
-        .await;
+    app.request(
+        Method::DELETE,
+        "/api/notifications/?read=true",
+        Some(&owner.token),
+        None,
+    )
+    .await;
+    app.request(
+        Method::DELETE,
+        "/api/notifications/?read=true",
+        Some(&other.token),
+        None,
+    )
+    .await;
     check("deleting every read one").await;
     let [listed, _] = totals_listed_and_counted(&app, &other, "").await;
     assert_eq!(listed, (0, 0), "the other user has none left");
