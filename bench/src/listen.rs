@@ -24,8 +24,8 @@ use tokio::sync::mpsc;
 
 use crate::Args;
 use crate::procfs::{self, CpuMeter};
-use crate::report::{Connect, CpuBeside, Global, GlobalRound, ListenerShare};
-use crate::run::{BETWEEN_ROUNDS, Bench, GRACE, kib_per_socket, per_handshake, secs};
+use crate::report::{Global, GlobalRound, ListenerShare};
+use crate::run::{BETWEEN_ROUNDS, Bench, ConnectMeasured, GRACE, secs};
 use crate::sockets::{Event, Phase};
 use crate::stats::{dist, rate, round3};
 
@@ -504,7 +504,6 @@ pub async fn drive(bench: &mut Bench) -> anyhow::Result<()> {
         bench.report.other_frames += r.other_frames;
         bench.report.bad_frames += r.bad_frames;
     }
-    let failed: u64 = failures.values().sum();
     bench.report.listeners = reports
         .iter()
         .map(|r| ListenerShare {
@@ -516,36 +515,21 @@ pub async fn drive(bench: &mut Bench) -> anyhow::Result<()> {
             rss_kib: r.rss_kib,
         })
         .collect();
-    for (i, node) in bench.report.nodes.iter_mut().enumerate() {
-        node.sockets = per_node.get(i).copied().unwrap_or(0);
-        node.rss_before_connect_kib = rss_before_each.get(i).copied().flatten();
-        node.rss_after_connect_kib = rss_after_each.get(i).copied().flatten();
-        node.kib_per_socket = kib_per_socket(node.rss_before_connect_kib, node.rss_after_connect_kib, node.sockets);
-        node.connect_cpu_s = connect_cpu.per_server.get(i).copied().flatten().map(round3);
-    }
-    bench.report.connect = Some(Connect {
-        attempted: reports.iter().map(|r| r.attempted).sum(),
-        requested: bench.args.sockets,
-        connected,
-        failed,
-        failures: failures.clone(),
-        secs: round3(connect_secs),
-        handshakes_per_s: rate(connected as u64, connect_secs),
-        handshake: dist(handshakes),
-        source_addresses: bench.args.source_addrs,
-        server_rss_before_kib: rss_before,
-        server_rss_after_kib: rss_after,
-        server_kib_per_socket: kib_per_socket(rss_before, rss_after, connected),
-        server_cpu_s: connect_cpu.server.map(round3),
-        server_cpu_ms_per_handshake: per_handshake(connect_cpu.server, connected),
-        beside: CpuBeside::of(&connect_cpu),
-    });
-    if failed > 0 {
-        bench.problem(format!(
-            "{failed} of {} sockets failed to connect: {failures:?}",
-            bench.args.sockets
-        ));
-    }
+    bench.record_connect(
+        ConnectMeasured {
+            attempted: reports.iter().map(|r| r.attempted).sum(),
+            requested: bench.args.sockets,
+            connected,
+            failures,
+            secs: connect_secs,
+            handshake_micros: handshakes,
+            source_addresses: bench.args.source_addrs,
+            per_node,
+        },
+        (rss_before, rss_before_each),
+        (rss_after, rss_after_each),
+        &connect_cpu,
+    );
 
     // Global figures: each round merged over the listeners.
     if bench.args.has_phase("global") {

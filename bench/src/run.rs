@@ -306,6 +306,50 @@ impl Bench {
         }
         let (rss_after, rss_after_each) = procfs::rss_sum_kib(&pids);
         let per_node = out.per_node(targets.len());
+        let connected = out.sockets.len();
+        self.record_connect(
+            ConnectMeasured {
+                attempted: out.attempted,
+                requested: n,
+                connected,
+                failures: out.failures.clone(),
+                secs: out.secs,
+                handshake_micros: out.handshake_micros.clone(),
+                source_addresses: sources,
+                per_node: per_node.clone(),
+            },
+            (rss_before, rss_before_each),
+            (rss_after, rss_after_each),
+            &cpu,
+        );
+        eprintln!(
+            "connect: {connected}/{n} open in {:.2}s (per node {per_node:?})",
+            out.secs
+        );
+        self.handshake_micros = out.handshake_micros;
+        self.sockets = out.sockets;
+    }
+
+    /// Puts a connect phase's figures in the report, in all and per node, and a problem when
+    /// sockets failed: the same for this process's sockets and for its listeners'. `rss_before`
+    /// and `rss_after` are the servers' summed and each node's (`procfs::rss_sum_kib`).
+    pub(crate) fn record_connect(
+        &mut self,
+        measured: ConnectMeasured,
+        (rss_before, rss_before_each): (Option<u64>, Vec<Option<u64>>),
+        (rss_after, rss_after_each): (Option<u64>, Vec<Option<u64>>),
+        cpu: &CpuUse,
+    ) {
+        let ConnectMeasured {
+            attempted,
+            requested,
+            connected,
+            failures,
+            secs,
+            handshake_micros,
+            source_addresses,
+            per_node,
+        } = measured;
         for (i, node) in self.report.nodes.iter_mut().enumerate() {
             node.sockets = per_node.get(i).copied().unwrap_or(0);
             node.rss_before_connect_kib = rss_before_each.get(i).copied().flatten();
@@ -313,34 +357,29 @@ impl Bench {
             node.kib_per_socket = kib_per_socket(node.rss_before_connect_kib, node.rss_after_connect_kib, node.sockets);
             node.connect_cpu_s = cpu.per_server.get(i).copied().flatten().map(round3);
         }
-        let connected = out.sockets.len();
-        let failed = out.failures.values().sum::<u64>();
+        let failed = failures.values().sum::<u64>();
+        if failed > 0 {
+            self.problem(format!(
+                "{failed} of {requested} sockets failed to connect: {failures:?}"
+            ));
+        }
         self.report.connect = Some(Connect {
-            attempted: out.attempted,
-            requested: n,
+            attempted,
+            requested,
             connected,
             failed,
-            failures: out.failures.clone(),
-            secs: round3(out.secs),
-            handshakes_per_s: rate(connected as u64, out.secs),
-            handshake: dist(out.handshake_micros.clone()),
-            source_addresses: sources,
+            failures,
+            secs: round3(secs),
+            handshakes_per_s: rate(connected as u64, secs),
+            handshake: dist(handshake_micros),
+            source_addresses,
             server_rss_before_kib: rss_before,
             server_rss_after_kib: rss_after,
             server_kib_per_socket: kib_per_socket(rss_before, rss_after, connected),
             server_cpu_s: cpu.server.map(round3),
             server_cpu_ms_per_handshake: per_handshake(cpu.server, connected),
-            beside: CpuBeside::of(&cpu),
+            beside: CpuBeside::of(cpu),
         });
-        if failed > 0 {
-            self.problem(format!("{failed} of {n} sockets failed to connect: {:?}", out.failures));
-        }
-        eprintln!(
-            "connect: {connected}/{n} open in {:.2}s (per node {per_node:?})",
-            out.secs
-        );
-        self.handshake_micros = out.handshake_micros;
-        self.sockets = out.sockets;
     }
 
     /// Sockets that closed so far, counted by reason.
@@ -1096,6 +1135,19 @@ impl Bench {
         self.report.loadavg_end = procfs::loadavg1();
         self.report.ok = self.report.problems.is_empty();
     }
+}
+
+/// What one connect phase measured, from this process's sockets or summed over its listeners.
+pub(crate) struct ConnectMeasured {
+    pub attempted: usize,
+    pub requested: usize,
+    pub connected: usize,
+    pub failures: BTreeMap<String, u64>,
+    pub secs: f64,
+    pub handshake_micros: Vec<u64>,
+    pub source_addresses: usize,
+    /// Open sockets on each node.
+    pub per_node: Vec<usize>,
 }
 
 /// Server RSS growth over the sockets opened meanwhile, KiB each.
