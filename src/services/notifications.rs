@@ -13,8 +13,8 @@ use bytes::Bytes;
 use entity::notification;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Select, Statement,
-    sea_query::{Expr, Query},
+    Select,
+    sea_query::{Alias, Expr, Query},
 };
 
 use crate::{
@@ -224,17 +224,15 @@ pub async fn list(db: &DatabaseConnection, user_id: i32, filter: ListFilter) -> 
 
 /// The user's total and unread counts (`notification_counts`; a user with none has no row).
 async fn counts(db: &DatabaseConnection, user_id: i32) -> Result<(i64, i64), ApiError> {
-    let row = db
-        .query_one_raw(Statement::from_sql_and_values(
-            db.get_database_backend(),
-            match db.get_database_backend() {
-                DbBackend::Postgres => "SELECT total, unread FROM notification_counts WHERE user_id = $1",
-                _ => "SELECT total, unread FROM notification_counts WHERE user_id = ?",
-            },
-            [user_id.into()],
+    let select = Query::select()
+        .columns([Alias::new("total"), Alias::new("unread")])
+        .from(Alias::new("notification_counts"))
+        .and_where(sea_orm::sea_query::ExprTrait::eq(
+            Expr::col(Alias::new("user_id")),
+            user_id,
         ))
-        .await?;
-    Ok(match row {
+        .to_owned();
+    Ok(match db.query_one(&select).await? {
         Some(row) => (row.try_get_by_index(0)?, row.try_get_by_index(1)?),
         None => (0, 0),
     })
