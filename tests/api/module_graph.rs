@@ -51,7 +51,7 @@ fn imported_paths(code: &str, module: &Module) -> Vec<Module> {
         .collect::<Vec<_>>()
         .join("\n");
     let mut out = Vec::new();
-    for (keyword, parent) in [("crate::", None), ("super::", Some(()))] {
+    for (keyword, from_parent) in [("crate::", false), ("super::", true)] {
         let mut rest = code.as_str();
         while let Some(at) = rest.find(keyword) {
             let preceded_by_word = rest[..at]
@@ -62,10 +62,11 @@ fn imported_paths(code: &str, module: &Module) -> Vec<Module> {
             if preceded_by_word {
                 continue;
             }
-            let mut prefix: Module = match parent {
-                None => Vec::new(),
-                // `super` of `a/b.rs` is `a`; of `a/b/mod.rs` (module `a::b`) also `a`.
-                Some(()) => module[..module.len().saturating_sub(1)].to_vec(),
+            // `super` of `a/b.rs` is `a`; of `a/b/mod.rs` (module `a::b`) also `a`.
+            let mut prefix: Module = if from_parent {
+                module[..module.len().saturating_sub(1)].to_vec()
+            } else {
+                Vec::new()
             };
             let path_len = rest
                 .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':' || c == '{'))
